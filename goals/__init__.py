@@ -1,0 +1,1 @@
+"""GOALS: gradient-only approximations for line searches."""
