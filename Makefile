@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine:
+#   make reproduce   create .venv if missing, install, run the quick profile (prints elapsed time)
+#   make test        same set-up, then the test suite
+# Other targets: make lab (JupyterLab on the notebooks), make clean (generated outputs),
+# make distclean (also the virtual environment).
+# Variables: PYTHON (interpreter that creates the venv), VENV (its folder), PROFILE, EXTRAS.
+# Nothing is registered outside the venv: the notebooks run on the venv's own "python3" kernel.
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= quick
+EXTRAS ?= all
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.goals-installed-$(EXTRAS)
+
+.PHONY: setup reproduce test lab clean distclean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes (or the stamp is removed).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -e ".[$(EXTRAS)]"
+	touch $@
+
+setup: $(STAMP)
+
+reproduce: $(STAMP)
+	@start=$$(date +%s); \
+	TQDM_DISABLE=1 $(BIN)/python -m goals reproduce --profile $(PROFILE); status=$$?; \
+	echo "make reproduce: profile $(PROFILE) finished with status $$status after $$(( $$(date +%s) - start )) s on $$(nproc) CPU core(s)"; \
+	exit $$status
+
+test: $(STAMP)
+	TQDM_DISABLE=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/python -m jupyter lab notebooks
+
+clean:
+	rm -rf runs tables build dist .pytest_cache
+	find figures -mindepth 1 -maxdepth 1 -type d ! -name quick -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
