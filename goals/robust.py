@@ -17,10 +17,13 @@ Rules (each one has a hand-computed test in ``tests/test_robust.py``)
 -----------------------------------------------------------------------
 
 1. **Seeds and run status.** Each run contributes one value per metric. A run with status
-   ``"failed"`` (it crashed; its metric means nothing) is left out of the median and counted in
-   ``n_failed``. A run with status ``"diverged"``, or whose metric is non-finite (NaN or inf),
-   counts as ``+inf``: a diverged run is the worst possible outcome, whatever number the engine
-   may have recorded after divergence (NaN weights can still give a finite test error).
+   ``"failed"`` (it raised, or stalled; its metric means nothing) is by default left out of the
+   median and counted in ``n_failed``, which the ranking reports per strategy so that failures
+   stay visible; pass ``failed="diverged"`` to count failed runs as diverged instead (the
+   stricter reading when a failure may come from the strategy itself, e.g. a search that stalls).
+   A run with status ``"diverged"``, or whose metric is non-finite (NaN or inf), counts as
+   ``+inf``: a diverged run is the worst possible outcome, whatever number the engine may have
+   recorded after divergence (NaN weights can still give a finite test error).
 2. **Median over seeds** includes those ``+inf`` values: it is the usual median with
    ``a + t (inf - a) = inf`` for ``t > 0``. So a strategy is *diverged* on a problem (median
    ``inf``) when more than half of its seeds diverged (odd count) or when at least half did (even
@@ -58,6 +61,12 @@ directions" finding.
 Per-seed view: :func:`per_seed_values` keeps every seed, :func:`plot_per_seed` shows them, and
 :func:`detect_modes` flags a strategy whose seeds split into separated groups (see its docstring for
 the rule).
+
+Usage::
+
+    tables = robustness_report(runs, "figures/quick/robustness")   # writes tables and figures
+    print(describe_rank(tables["ranking_train"], "goals"))
+    print(describe_directions(tables["ranking_by_direction_test"]))
 """
 
 from __future__ import annotations
@@ -70,7 +79,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
 import numpy as np
 import pandas as pd
 
@@ -120,7 +128,7 @@ def problem_label(values: Sequence[Any]) -> str:
 
 
 def per_seed_values(
-    runs: pd.DataFrame, metric: str, problem: Sequence[str] = PROBLEM
+    runs: pd.DataFrame, metric: str, problem: Sequence[str] = PROBLEM, *, failed: str = "exclude"
 ) -> pd.DataFrame:
     """One row per run with the value that enters the median (rules 1 and 2).
 
@@ -129,16 +137,20 @@ def per_seed_values(
             ``seed``, optionally ``status`` (``"ok"``, ``"diverged"``, ``"failed"``) and ``metric``.
         metric: column to read, lower is better.
         problem: columns that identify a problem.
+        failed: ``"exclude"`` (a failed run's value is NaN, left out of the median) or
+            ``"diverged"`` (it is ``+inf``, like a diverged run).
 
     Returns:
         Columns ``*problem, strategy, seed, status, value``: ``value`` is ``+inf`` for a diverged
-        run (status or non-finite metric) and NaN for a failed run; ``status`` is normalised to
-        ``"ok"``, ``"diverged"`` or ``"failed"``.
+        run (status or non-finite metric) and, by default, NaN for a failed run; ``status`` is
+        normalised to ``"ok"``, ``"diverged"`` or ``"failed"``.
 
     Raises:
         KeyError: a required column is absent.
         ValueError: a usable run has a negative metric value.
     """
+    if failed not in ("exclude", "diverged"):
+        raise ValueError(f"failed must be 'exclude' or 'diverged', got {failed!r}")
     problem = list(problem)
     _check_columns(runs, [*problem, "strategy", "seed", metric], "runs")
     out = runs[[*problem, "strategy", "seed"]].copy()
@@ -149,9 +161,11 @@ def per_seed_values(
         else np.full(len(runs), "ok", dtype=object)
     )
 
+    failed_runs_excluded = failed == "exclude"
     failed = status == "failed"
     diverged = ~failed & ((status == "diverged") | ~np.isfinite(raw))
-    value = np.where(failed, np.nan, np.where(diverged, np.inf, raw))
+    failed_value = np.nan if failed_runs_excluded else np.inf
+    value = np.where(failed, failed_value, np.where(diverged, np.inf, raw))
     negative = np.isfinite(value) & (value < 0)
     if negative.any():
         raise ValueError(
@@ -185,7 +199,7 @@ def _quantile(sorted_values: np.ndarray, q: float) -> float:
 
 
 def aggregate(
-    runs: pd.DataFrame, metric: str, problem: Sequence[str] = PROBLEM
+    runs: pd.DataFrame, metric: str, problem: Sequence[str] = PROBLEM, *, failed: str = "exclude"
 ) -> pd.DataFrame:
     """Median over seeds per problem x strategy, with the spread kept (rules 1 and 2).
 
@@ -193,14 +207,16 @@ def aggregate(
         runs: tidy run records, see :func:`per_seed_values`.
         metric: column to aggregate, lower is better.
         problem: columns that identify a problem.
+        failed: how failed runs enter, see :func:`per_seed_values`.
 
     Returns:
         One row per problem x strategy present in ``runs``: ``*problem, strategy, median, min,
-        q25, q75, max, iqr, std_finite, n_seeds`` (runs used: ok + diverged), ``n_diverged``,
-        ``n_failed``. All-failed cells have ``n_seeds = 0`` and NaN statistics.
+        q25, q75, max, iqr, std_finite, n_seeds`` (runs in the median), ``n_diverged`` (runs
+        counted as ``+inf``), ``n_failed`` (runs with status failed, whichever way they entered).
+        All-failed cells have ``n_seeds = 0`` and NaN statistics when failed runs are excluded.
     """
     problem = list(problem)
-    values = per_seed_values(runs, metric, problem)
+    values = per_seed_values(runs, metric, problem, failed=failed)
     rows = []
     for key, group in values.groupby([*problem, "strategy"], sort=False, dropna=False):
         used = np.sort(group["value"].dropna().to_numpy(dtype=float))
@@ -216,7 +232,7 @@ def aggregate(
             "iqr": (math.inf if math.isinf(q75) else q75 - q25) if len(used) else math.nan,
             "std_finite": float(np.std(finite, ddof=1)) if len(finite) > 1 else math.nan,
             "n_seeds": int(len(used)),
-            "n_diverged": int((group["status"] == "diverged").sum()),
+            "n_diverged": int(np.isinf(used).sum()),
             "n_failed": int((group["status"] == "failed").sum()),
         })
     columns = [*problem, "strategy", "median", "min", "q25", "q75", "max", "iqr", "std_finite",
@@ -267,10 +283,10 @@ def relative_deviations(
         zero_floor: denominator floor for a best value of zero (rule 3); must be > 0.
 
     Returns:
-        One row per problem x strategy: ``*problem, strategy, median, best, denominator,
-        floored, dropped, drop_reason, rd, ratio, is_best, state`` where ``state`` is ``"ok"``,
-        ``"diverged"``, ``"missing"`` or ``"dropped"``. ``rd``/``ratio`` are NaN on dropped
-        problems and for missing strategies, ``inf`` for diverged ones.
+        One row per problem x strategy: ``*problem, strategy, median, n_failed, best,
+        denominator, floored, dropped, drop_reason, rd, ratio, is_best, state`` where ``state``
+        is ``"ok"``, ``"diverged"``, ``"missing"`` or ``"dropped"``. ``rd``/``ratio`` are NaN on
+        dropped problems and for missing strategies, ``inf`` for diverged ones.
     """
     if not zero_floor > 0:
         raise ValueError(f"zero_floor must be > 0, got {zero_floor}")
@@ -283,8 +299,10 @@ def relative_deviations(
     # Complete the grid problem x strategy; absent cells are missing runs (rule 5).
     problems = agg[problem].drop_duplicates()
     grid = problems.merge(pd.DataFrame({"strategy": names}), how="cross")
-    dev = grid.merge(agg[[*problem, "strategy", "median"]], on=[*problem, "strategy"], how="left")
+    carried = [c for c in ("median", "n_failed") if c in agg.columns]
+    dev = grid.merge(agg[[*problem, "strategy", *carried]], on=[*problem, "strategy"], how="left")
     dev["median"] = dev["median"].astype(float)
+    dev["n_failed"] = dev["n_failed"].fillna(0).astype(int) if "n_failed" in dev else 0
 
     # Best per problem over strategies with a value (NaN skipped, inf kept).
     best = dev.groupby(problem, sort=False, dropna=False)["median"].transform("min")
@@ -318,8 +336,8 @@ def relative_deviations(
         logger.info("%d problem(s) have a best value below %g; RD uses that floor", n_floored,
                     zero_floor)
 
-    columns = [*problem, "strategy", "median", "best", "denominator", "floored", "dropped",
-               "drop_reason", "rd", "ratio", "is_best", "state"]
+    columns = [*problem, "strategy", "median", "n_failed", "best", "denominator", "floored",
+               "dropped", "drop_reason", "rd", "ratio", "is_best", "state"]
     dev = dev[columns]
     dev.attrs.update(agg.attrs)
     dev.attrs["problem"] = problem
@@ -364,9 +382,10 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
 
     Returns:
         Indexed by strategy, sorted by ``rank`` then ``mean_rd``: ``label, rank, R, mean_rd,
-        n_best, n_problems`` (problems in the criterion), ``n_diverged, n_missing,
-        worst_problem`` (the problem attaining ``R``, or the first diverged/missing one). ``rank``
-        is ascending ``R`` with ties sharing the lowest rank; ``inf`` after finite, NaN last.
+        n_best, n_problems`` (problems in the criterion), ``n_diverged, n_missing, n_failed``
+        (failed runs on those problems), ``worst_problem`` (the problem attaining ``R``, or the
+        first diverged/missing one). ``rank`` is ascending ``R`` with ties sharing the lowest
+        rank; ``inf`` after finite, NaN last.
     """
     problem = list(problem or dev.attrs.get("problem", PROBLEM))
     kept = dev[~dev["dropped"]]
@@ -390,6 +409,7 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
             "n_problems": n_problems,
             "n_diverged": int(np.isinf(rd).sum()),
             "n_missing": int(np.isnan(rd).sum()),
+            "n_failed": int(mine["n_failed"].sum()) if "n_failed" in mine else 0,
             "worst_problem": worst_problem,
         })
     ranking = pd.DataFrame(rows).set_index("strategy")
@@ -406,9 +426,11 @@ def rank_strategies(
     problem: Sequence[str] = PROBLEM,
     *,
     zero_floor: float = ZERO_FLOOR,
+    failed: str = "exclude",
 ) -> pd.DataFrame:
     """:func:`aggregate`, :func:`relative_deviations` and :func:`robust_ranking` in one call."""
-    dev = relative_deviations(aggregate(runs, metric, problem), problem, zero_floor=zero_floor)
+    agg = aggregate(runs, metric, problem, failed=failed)
+    dev = relative_deviations(agg, problem, zero_floor=zero_floor)
     return robust_ranking(dev, problem)
 
 
@@ -505,7 +527,8 @@ def strategy_styles(
 
     Taken from ``palette`` when given (a value may be a colour or a ``dict(color=, marker=)``),
     else from ``goals.plotting.strategy_style`` when that module exists, else from a fixed
-    fallback (``tab10`` then ``Dark2`` colours, a marker cycle in :data:`goals.labels.STRATEGIES` order).
+    fallback (``tab10`` then ``Dark2`` colours, a marker cycle, in
+    :data:`goals.labels.STRATEGIES` order).
     """
     style_fn = None
     if palette is None:
@@ -739,6 +762,31 @@ def describe_rank(ranking: pd.DataFrame, strategy: str, metric: str | None = Non
     return f"{label} {place} on {what} by the relative robust criterion ({detail}; {best})."
 
 
+def describe_directions(by_direction: pd.DataFrame, direction: str = "direction") -> str:
+    """Sentences naming the first-ranked strategy (or tied strategies) within each direction.
+
+    Args:
+        by_direction: output of :func:`rank_by_direction`.
+        direction: the direction column.
+    """
+    metric = by_direction.attrs.get("metric", "the metric")
+    sentences = []
+    for value in dict.fromkeys(by_direction[direction]):
+        sub = by_direction[by_direction[direction] == value]
+        first = sub[sub["rank"] == sub["rank"].min()]
+        names = " and ".join(STRATEGY_LABELS.get(s, s) for s in first["strategy"])
+        r_value = float(first["R"].iloc[0])
+        # The first rank has a non-finite R only when no strategy has a finite one.
+        detail = (f"R = {r_value:.3g}" if math.isfinite(r_value)
+                  else "no strategy has a finite R")
+        sentences.append(
+            f"With {DIRECTION_LABELS.get(value, value)} directions, {names} "
+            f"{'rank' if len(first) > 1 else 'ranks'} first on "
+            f"{METRIC_LABELS.get(metric, metric)} ({detail}, {int(first['n_problems'].iloc[0])} "
+            "problems).")
+    return " ".join(sentences)
+
+
 def _save_figure(fig: matplotlib.figure.Figure, stem: Path, info: Mapping[str, str]) -> None:
     """PDF and PNG with the provenance in their metadata and no time stamp (same input, same
     bytes)."""
@@ -751,7 +799,7 @@ def _save_figure(fig: matplotlib.figure.Figure, stem: Path, info: Mapping[str, s
 
 def _ranking_display(ranking: pd.DataFrame) -> pd.DataFrame:
     return ranking[["label", "rank", "R", "mean_rd", "n_best", "n_problems", "n_diverged",
-                    "n_missing", "worst_problem"]]
+                    "n_missing", "n_failed", "worst_problem"]]
 
 
 def robustness_report(
@@ -761,6 +809,7 @@ def robustness_report(
     metrics: Sequence[str] = (TRAIN_METRIC, TEST_METRIC),
     problem: Sequence[str] = PROBLEM,
     zero_floor: float = ZERO_FLOOR,
+    failed: str = "exclude",
     palette: Mapping[str, Any] | None = None,
     provenance_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, pd.DataFrame]:
@@ -781,6 +830,7 @@ def robustness_report(
         metrics: metrics to rank on, lower is better.
         problem: problem columns.
         zero_floor: rule 3's floor.
+        failed: how failed runs enter (rule 1): ``"exclude"`` or ``"diverged"``.
         palette: optional colours/markers, see :func:`strategy_styles`.
         provenance_extra: entries added to every file's provenance (profile, source of records).
 
@@ -792,7 +842,8 @@ def robustness_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     problem = list(problem)
-    extra = {"n_runs": len(runs), "zero_floor": zero_floor, **(provenance_extra or {})}
+    extra = {"n_runs": len(runs), "zero_floor": zero_floor, "failed_runs": failed,
+             **(provenance_extra or {})}
     info = provenance(extra, made_by="goals.robust.robustness_report")
     tables: dict[str, pd.DataFrame] = {}
 
@@ -801,10 +852,10 @@ def robustness_report(
     for i, metric in enumerate(metrics):
         key = METRIC_KEYS.get(metric, metric)
         what = METRIC_LABELS.get(metric, metric)
-        agg = aggregate(runs, metric, problem)
+        agg = aggregate(runs, metric, problem, failed=failed)
         dev = relative_deviations(agg, problem, zero_floor=zero_floor)
         ranking = robust_ranking(dev, problem)
-        seeds = per_seed_values(runs, metric, problem)
+        seeds = per_seed_values(runs, metric, problem, failed=failed)
         seeds.attrs["metric"] = metric
         rd_wide = dev.pivot_table(index=problem, columns="strategy", values="rd", dropna=False,
                                   aggfunc="first", sort=False)

@@ -11,8 +11,8 @@
   ``\\midrule``, ``\\bottomrule``) preceded by ``%`` comment lines with the provenance.
 
 In the Markdown and LaTeX files an infinite value is written ``diverged`` and a missing value
-(NaN, None) ``missing``, the vocabulary of :mod:`goals.robust`: a relative deviation is infinite when
-a strategy diverged and NaN when it has no runs. Floats are written with ``float_format``.
+(NaN, None) ``missing``, the vocabulary of :mod:`goals.robust`: a relative deviation is infinite
+when a strategy diverged and NaN when it has no runs. Floats are written with ``float_format``.
 
 Provenance (STYLE rule 7: every result file says how it was made) holds the writer, the package,
 Python, pandas and numpy versions, the git commit of the working tree when there is one, and

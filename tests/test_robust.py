@@ -93,8 +93,29 @@ def test_aggregate_median_spread_failed_and_diverged():
     assert cosine["n_seeds"] == 0 and cosine["n_failed"] == 2 and math.isnan(cosine["median"])
 
 
+def test_failed_runs_excluded_by_default_or_counted_as_diverged():
+    runs = make_runs([
+        (P1, "goals", 0, 1.0), (P1, "goals", 1, 2.0), (P1, "goals", 2, 0.1, "failed"),
+        (P1, "gos-ls", 0, 1.5), (P1, "gos-ls", 1, 1.5), (P1, "gos-ls", 2, 1.5),
+    ])
+    # Excluded: goals median of [1, 2] = 1.5, a tie with gos-ls; the failure stays visible.
+    ranking = robust.rank_strategies(runs, "final_train_loss")
+    assert ranking["R"].to_dict() == {"goals": 0.0, "gos-ls": 0.0}
+    assert ranking["n_failed"].to_dict() == {"goals": 1, "gos-ls": 0}
+
+    # Counted as diverged: goals median of [1, 2, inf] = 2 -> RD = 0.5 / 1.5.
+    ranking = robust.rank_strategies(runs, "final_train_loss", failed="diverged")
+    assert ranking.loc["goals", "R"] == pytest.approx(1.0 / 3.0)
+    assert ranking["rank"].to_dict() == {"gos-ls": 1, "goals": 2}
+    agg = robust.aggregate(runs, "final_train_loss", failed="diverged")
+    assert cell(agg, P1, "goals")[["n_seeds", "n_diverged", "n_failed"]].tolist() == [3, 1, 1]
+    with pytest.raises(ValueError, match="failed"):
+        robust.aggregate(runs, "final_train_loss", failed="drop")
+
+
 def test_per_seed_values_status_and_negative_metric():
-    runs = make_runs([(P1, "goals", 0, 0.3), (P1, "goals", 1, INF), (P1, "goals", 2, 0.1, "failed")])
+    runs = make_runs([(P1, "goals", 0, 0.3), (P1, "goals", 1, INF),
+                      (P1, "goals", 2, 0.1, "failed")])
     seeds = robust.per_seed_values(runs, "final_train_loss")
     assert seeds["status"].tolist() == ["ok", "diverged", "failed"]
     assert seeds["value"].iloc[0] == 0.3 and seeds["value"].iloc[1] == INF
@@ -398,7 +419,7 @@ def test_robustness_report_writes_tables_and_figure(tmp_path):
                 rows.append({"dataset": problem[0], "model": problem[1], "direction": problem[2],
                              "strategy": strategy, "seed": seed, "status": "ok",
                              "final_train_loss": base + shift + 0.01 * seed,
-                             "final_test_error": 0.05 + 0.01 * seed if strategy != "goals" else 0.0})
+                             "final_test_error": 0.0 if strategy == "goals" else 0.05 + seed / 100})
     runs = pd.DataFrame(rows)
     runs.loc[(runs["strategy"] == "constant-x10") & (runs["direction"] == "adam"), "status"] = (
         "diverged")
@@ -419,3 +440,14 @@ def test_robustness_report_writes_tables_and_figure(tmp_path):
     # Test error 0 for goals: floored; gos-ls median over seeds 0.05, 0.06 is 0.055.
     assert tables["ranking_test"].loc["goals", "rank"] == 1
     assert tables["ranking_test"].loc["gos-ls", "R"] == pytest.approx(0.055 / robust.ZERO_FLOOR)
+
+
+def test_describe_directions_names_the_first_per_direction():
+    runs = medians({
+        ("digits", "mlp", "sgd"): {"goals": 1.0, "constant": 2.0, "cosine": 1.0},
+        ("digits", "mlp", "adam"): {"goals": 3.0, "constant": 1.0, "cosine": 2.0},
+    })
+    text = robust.describe_directions(robust.rank_by_direction(deviations(runs)))
+    assert "With SGD directions, GOALS (GOS-LSC) and Cosine rank first" in text
+    assert "With Adam directions, Constant ranks first" in text
+    assert "final training loss" in text
