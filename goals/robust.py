@@ -216,6 +216,8 @@ def aggregate(
         All-failed cells have ``n_seeds = 0`` and NaN statistics when failed runs are excluded.
     """
     problem = list(problem)
+    if runs.empty:
+        raise ValueError("runs has no rows: nothing to aggregate")
     values = per_seed_values(runs, metric, problem, failed=failed)
     rows = []
     for key, group in values.groupby([*problem, "strategy"], sort=False, dropna=False):
@@ -292,6 +294,8 @@ def relative_deviations(
         raise ValueError(f"zero_floor must be > 0, got {zero_floor}")
     problem = list(problem)
     _check_columns(agg, [*problem, "strategy", "median"], "agg")
+    if agg.empty:
+        raise ValueError("agg has no rows: no problem to compare strategies on")
     if (agg["median"] < 0).any():
         raise ValueError("medians must be >= 0 for a relative deviation")
     names = strategy_order(strategies if strategies is not None else agg["strategy"].unique())

@@ -125,6 +125,8 @@ def test_per_seed_values_status_and_negative_metric():
         robust.per_seed_values(make_runs([(P1, "goals", 0, -0.1)]), "final_train_loss")
     with pytest.raises(KeyError, match="final_test_error"):
         robust.per_seed_values(runs, "final_test_error")
+    with pytest.raises(ValueError, match="no rows"):
+        robust.aggregate(runs.iloc[:0], "final_train_loss")
 
 
 # Rule 3: a best value of zero divides by the floor --------------------------------------------
