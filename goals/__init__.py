@@ -9,7 +9,13 @@ Searches Towards Robust and Consistent Training of Deep Neural Networks" (arXiv:
     optimizer.step(closure)
 """
 
-from goals.closures import BatchSampler, MiniBatchClosure, make_closure, running_stat_buffers
+from goals.closures import (
+    BatchSampler,
+    LoaderSampler,
+    MiniBatchClosure,
+    make_closure,
+    running_stat_buffers,
+)
 from goals.line_search import (
     SearchResult,
     armijo_search,
@@ -24,6 +30,7 @@ __all__ = [
     "GOALS",
     "LINE_SEARCHES",
     "BatchSampler",
+    "LoaderSampler",
     "MiniBatchClosure",
     "SearchResult",
     "armijo_search",

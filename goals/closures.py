@@ -92,6 +92,51 @@ class BatchSampler:
         self.batches_drawn = int(state["batches_drawn"])
 
 
+    @classmethod
+    def from_dataset(cls, dataset: torch.utils.data.TensorDataset, batch_size: int,
+                     seed: int = 0, device: str | torch.device | None = None,
+                     transform: Transform | None = None) -> "BatchSampler":
+        """Sampler over a ``TensorDataset`` of ``(inputs, targets)``, moved to ``device``."""
+        if not isinstance(dataset, torch.utils.data.TensorDataset) or len(dataset.tensors) != 2:
+            raise TypeError(
+                "from_dataset needs a torch.utils.data.TensorDataset of (inputs, targets); "
+                "for any other dataset wrap a DataLoader with goals.LoaderSampler"
+            )
+        inputs, targets = (tensor.to(device) if device is not None else tensor
+                           for tensor in dataset.tensors)
+        return cls(inputs, targets, batch_size, seed=seed, transform=transform)
+
+
+class LoaderSampler:
+    """Draws batches from a ``torch.utils.data.DataLoader``, starting a new pass when one ends.
+
+    Use it for data that does not fit on the device; pass ``shuffle=True`` and a seeded
+    ``generator`` to the loader for repeatable batches. Each :meth:`sample` is a fresh batch, so a
+    closure over it gives dynamic MBSS.
+
+    Args:
+        loader: yields ``(inputs, targets)`` pairs.
+        device: where batches are moved (``non_blocking`` copies).
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader,
+                 device: str | torch.device = "cpu") -> None:
+        self.loader, self.device = loader, torch.device(device)
+        self._iterator = iter(loader)
+        self.batches_drawn = 0
+
+    def sample(self) -> tuple[Tensor, Tensor]:
+        """Return the next batch ``(inputs, targets)`` on the device."""
+        try:
+            inputs, targets = next(self._iterator)
+        except StopIteration:
+            self._iterator = iter(self.loader)
+            inputs, targets = next(self._iterator)
+        self.batches_drawn += 1
+        return (inputs.to(self.device, non_blocking=True),
+                targets.to(self.device, non_blocking=True))
+
+
 class MiniBatchClosure:
     """The closure of :func:`make_closure`; see there.
 
@@ -102,7 +147,7 @@ class MiniBatchClosure:
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
-                 sampler: BatchSampler, mbss: str = "dynamic",
+                 sampler: BatchSampler | LoaderSampler, mbss: str = "dynamic",
                  autocast_dtype: torch.dtype | None = None) -> None:
         if mbss not in ("dynamic", "static"):
             raise ValueError(f"mbss={mbss!r}; choose 'dynamic' (fresh batch every call) or "
@@ -143,7 +188,7 @@ class MiniBatchClosure:
 
 
 def make_closure(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
-                 sampler: BatchSampler, mbss: str = "dynamic",
+                 sampler: BatchSampler | LoaderSampler, mbss: str = "dynamic",
                  autocast_dtype: torch.dtype | None = None) -> MiniBatchClosure:
     """Build a closure for :meth:`goals.GOALS.step` (or any ``torch.optim`` optimizer).
 
@@ -154,7 +199,8 @@ def make_closure(model: nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
     Args:
         model: the network.
         loss_fn: ``(outputs, targets) -> scalar loss``.
-        sampler: where batches come from.
+        sampler: where batches come from: a :class:`BatchSampler` over tensors on the device
+            (fastest), or a :class:`LoaderSampler` over a ``DataLoader``.
         mbss: ``"dynamic"`` (fresh batch on every call) or ``"static"`` (same batch until
             ``closure.resample()``).
         autocast_dtype: e.g. ``torch.bfloat16`` to run the forward pass under autocast.
