@@ -210,6 +210,7 @@ class GOALS(Optimizer):
         super().__init__(params, defaults)
         self.running_stats = list(running_stats) if running_stats is not None else []
         self._stat_snapshots = [buffer.clone() for buffer in self.running_stats]
+        self._weight_decays: list[float] = []  # per active parameter, set at each step
 
     # ----------------------------------------------------------------------------------------
     # Set-up and checks
@@ -395,6 +396,7 @@ class GOALS(Optimizer):
         start_loss = status["loss"]
         active = self._active()
         params = [p for _, group_params in active for p in group_params]
+        self._weight_decays = [group["weight_decay"] for group, ps in active for _ in ps]
 
         # 2. Direction from the start gradient (moments updated once), and F'(0).
         step_size = 0.0
@@ -534,16 +536,12 @@ class GOALS(Optimizer):
         self._move(params, starts, directions, step_size)
         self._restore_trial_state()
         loss = self._call_closure(closure, status)
-        device = directions[0].device
-        terms = [loss.to(device).reshape(())]
-        for group, group_params in self._active():
-            for param in group_params:
-                direction = self.state[param]["direction"]
-                if param.grad is not None:
-                    terms.append(torch.vdot(direction.flatten(), param.grad.flatten()))
-                if group["weight_decay"]:
-                    terms.append(group["weight_decay"]
-                                 * torch.vdot(direction.flatten(), param.flatten()))
+        terms = [loss.to(directions[0].device).reshape(())]
+        for param, direction, weight_decay in zip(params, directions, self._weight_decays):
+            if param.grad is not None:
+                terms.append(torch.vdot(direction.flatten(), param.grad.flatten()))
+            if weight_decay:
+                terms.append(weight_decay * torch.vdot(direction.flatten(), param.flatten()))
         # Scalars are summed in float64 so mixed parameter dtypes combine without loss.
         terms = [term.to(torch.float64) for term in terms]
         derivative_sum = torch.stack(terms[1:]).sum() if len(terms) > 1 else terms[0] * 0
