@@ -19,9 +19,9 @@ from goals.closures import (
 from goals.line_search import (
     SearchResult,
     armijo_search,
+    goals_search,
     gols_back_search,
     gols_i_search,
-    goals_search,
     gos_ls_search,
 )
 from goals.optimizer import GOALS, LINE_SEARCHES

@@ -11,9 +11,10 @@ A callable may return a non-finite number (the loss overflowed at that trial poi
 rejects such a trial, shrinks the step by its growth factor and counts the event.
 
 The searches return the accepted step size and a :class:`SearchResult` that says what happened.
-``SearchResult.last_step`` is the step of the last derivative evaluation: when it equals the accepted
-step, the gradient left behind by that evaluation is the gradient at the new point and starts the
-next iteration (gradient reuse). Otherwise the caller spends one FE at the accepted point.
+``SearchResult.last_step`` is the step of the last derivative evaluation: when it equals the
+accepted step, the gradient left behind by that evaluation is the gradient at the new point and
+starts the next iteration (gradient reuse). Otherwise the caller spends one FE at the accepted
+point.
 
 Methods (see the README for the full references):
 
@@ -234,8 +235,8 @@ def gos_ls_search(
 ) -> tuple[float, SearchResult]:
     """GOS-LS: one trial and the gradient-only quadratic through ``F'(0)`` and ``F'(a1)``.
 
-    The derivative of the quadratic is the line through ``(0, F'(0))`` and ``(a1, F'(a1))``. When its
-    slope is positive (``F'(a1) > F'(0)``) the minimiser ``a* = a1 F'(0) / (F'(0) - F'(a1))`` is
+    The derivative of the quadratic is the line through ``(0, F'(0))`` and ``(a1, F'(a1))``. When
+    its slope is positive (``F'(a1) > F'(0)``) the minimiser ``a* = a1 F'(0) / (F'(0) - F'(a1))`` is
     taken, even beyond ``a1``; otherwise the step grows to ``growth * a1``. There is no
     verification, so the accepted point was not evaluated: the caller spends one FE there, which
     gives about 2 FEs per iteration.
@@ -449,7 +450,8 @@ def armijo_search(
     return _accept(step, result, criterion_met=False)
 
 
-def _accept(step_size: float, result: SearchResult, *, criterion_met: bool) -> tuple[float, SearchResult]:
+def _accept(step_size: float, result: SearchResult, *,
+            criterion_met: bool) -> tuple[float, SearchResult]:
     result.step_size = step_size
     result.criterion_met = criterion_met
     return step_size, result

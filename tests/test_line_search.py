@@ -10,9 +10,9 @@ import pytest
 
 from goals.line_search import (
     armijo_search,
+    goals_search,
     gols_back_search,
     gols_i_search,
-    goals_search,
     gos_ls_search,
 )
 
