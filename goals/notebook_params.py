@@ -189,3 +189,24 @@ def output_root(value: str) -> Path:
         return repo_root()
     path = Path(value).expanduser()
     return path if path.is_absolute() else (repo_root() / path).resolve()
+
+
+def sweep_folder(profile: str, output_root_value: str) -> Path:
+    """Folder of a profile's run records (the one holding ``records/``).
+
+    With an empty ``output_root`` it is the profile's own (``sweep.out``, by default
+    ``runs/<profile>/`` in the repository); otherwise ``<output_root>/runs/<profile name>/``, so a
+    test or a scratch run never touches the repository's records.
+
+    Args:
+        profile: profile name or path to its YAML file.
+        output_root_value: the notebook's ``output_root`` parameter.
+
+    Returns:
+        An absolute path.
+    """
+    from goals.sweep import profile_out_dir, resolve_profile
+
+    if not output_root_value:
+        return profile_out_dir(profile)
+    return output_root(output_root_value) / "runs" / resolve_profile(profile).stem

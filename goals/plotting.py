@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -25,7 +26,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from goals.labels import DIRECTION_LABELS, LINE_SEARCH_STRATEGIES, STRATEGIES, STRATEGY_LABELS
 
@@ -159,16 +160,20 @@ def ordered_strategies(strategies: Iterable[str]) -> list[str]:
     return known + sorted(s for s in present if s not in STRATEGY_LABELS)
 
 
-def save_figure(fig: Figure, path_stem: str | Path, dpi: int = PNG_DPI) -> list[Path]:
+def save_figure(fig: Figure, path_stem: str | Path, dpi: int = PNG_DPI,
+                info: Mapping[str, Any] | None = None) -> list[Path]:
     """Write a figure as ``<path_stem>.pdf`` and ``<path_stem>.png``.
 
     Parent folders are created. Metadata that would change on every run (creation date, software
-    version) is left out, so the same figure gives the same bytes.
+    version) is left out, so the same figure gives the same bytes; ``info`` (how the figure was
+    made: profile, configuration, versions, commit, e.g. ``goals.tables.provenance(...)``) goes
+    into the PDF's Subject and the PNG's Description field.
 
     Args:
         fig: the figure to write.
         path_stem: file path without suffix, e.g. ``figures/quick/comparison_digits_mlp``.
         dpi: resolution of the PNG file.
+        info: provenance entries to embed.
 
     Returns:
         The two paths written, PDF first.
@@ -179,9 +184,14 @@ def save_figure(fig: Figure, path_stem: str | Path, dpi: int = PNG_DPI) -> list[
     stem.parent.mkdir(parents=True, exist_ok=True)
     pdf_path = stem.with_name(f"{stem.name}.pdf")
     png_path = stem.with_name(f"{stem.name}.png")
-    fig.savefig(pdf_path, format="pdf", metadata={"CreationDate": None, "Producer": None,
-                                                  "Creator": None})
-    fig.savefig(png_path, format="png", dpi=dpi, metadata={"Software": None})
+    text = "; ".join(f"{key}={value}" for key, value in (info or {}).items())
+    pdf_meta: dict[str, Any] = {"CreationDate": None, "Producer": None, "Creator": "goals"}
+    png_meta: dict[str, Any] = {"Software": None}
+    if text:
+        pdf_meta["Subject"] = text
+        png_meta["Description"] = text
+    fig.savefig(pdf_path, format="pdf", metadata=pdf_meta)
+    fig.savefig(png_path, format="png", dpi=dpi, metadata=png_meta)
     logger.info("wrote %s and %s", pdf_path, png_path.name)
     return [pdf_path, png_path]
 
@@ -356,8 +366,7 @@ def plot_step_sizes(trace: pd.DataFrame, title: str | None = None, x: str = "ite
             part = sub[sub["strategy"] == strategy]
             if not part.empty:
                 plot_seed_band(ax, part, x, "step_size", strategy)
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax, "y")
         ax.set_title(DIRECTION_LABELS.get(direction, direction))
         ax.set_xlabel("iteration" if x == "iteration" else "function evaluations (FEs)")
         if col == 0:
@@ -371,16 +380,20 @@ def plot_step_sizes(trace: pd.DataFrame, title: str | None = None, x: str = "ite
 
 
 def plot_fe_per_iteration(trace: pd.DataFrame, title: str | None = None,
-                          strategies: Sequence[str] | None = None) -> Figure:
-    """Distribution of FEs spent per iteration by each line search (box plot, all seeds).
+                          strategies: Sequence[str] | None = None, value: str = "evaluations",
+                          hue: str | None = "direction") -> Figure:
+    """Distribution of FEs spent per iteration (or per search) by each line search.
 
     Args:
-        trace: tidy ``trace`` frame (any problems); column ``evaluations``.
+        trace: tidy ``trace`` frame (any problems), or any frame with ``strategy`` and ``value``.
         title: figure title.
         strategies: strategies to draw (default: the line searches present).
+        value: column holding the FE count.
+        hue: column splitting each strategy's box (default "direction"; ignored when absent or
+            constant).
 
     Returns:
-        The figure.
+        The figure: one box per strategy (and hue value), whiskers over the whole range.
     """
     _ensure_theme()
     if strategies is None:
@@ -388,22 +401,28 @@ def plot_fe_per_iteration(trace: pd.DataFrame, title: str | None = None,
     chosen = ordered_strategies(strategies)
     data = trace[trace["strategy"].isin(chosen)].copy()
     if data.empty:
-        raise ValueError("no line-search iterations in the trace frame")
-    data["label"] = data["strategy"].map(STRATEGY_LABELS)
-    order = [STRATEGY_LABELS[s] for s in chosen if s in set(data["strategy"])]
-    palette = {STRATEGY_LABELS[s]: strategy_style(s)["color"] for s in chosen}
-    has_direction = "direction" in data and data["direction"].nunique() > 1
+        raise ValueError("no line-search iterations in the frame")
+    data["label"] = data["strategy"].map(STRATEGY_LABELS).fillna(data["strategy"])
+    order = [STRATEGY_LABELS.get(s, s) for s in chosen if s in set(data["strategy"])]
+    palette = {STRATEGY_LABELS.get(s, s): strategy_style(s)["color"] for s in chosen}
+    split = hue is not None and hue in data and data[hue].nunique() > 1
     fig, ax = plt.subplots(figsize=(6.4, 3.0))
-    if has_direction:
-        data["direction label"] = data["direction"].map(DIRECTION_LABELS).fillna(data["direction"])
-        sns.boxplot(data=data, x="label", y="evaluations", hue="direction label", order=order,
-                    ax=ax, fliersize=2, linewidth=0.8, palette="Greys")
-        ax.legend(title="direction", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if split:
+        names = DIRECTION_LABELS if hue == "direction" else {}
+        data["hue label"] = data[hue].map(lambda v: names.get(v, str(v)))
+        sns.boxplot(data=data, x="label", y=value, hue="hue label", order=order, ax=ax,
+                    whis=(0, 100), linewidth=0.8, palette="Greys")
+        ax.legend(title={"direction": "direction", "mbss": "MBSS"}.get(hue, hue),
+                  loc="upper left", bbox_to_anchor=(1.0, 1.0))
     else:
-        sns.boxplot(data=data, x="label", y="evaluations", hue="label", order=order, ax=ax,
-                    fliersize=2, linewidth=0.8, palette=palette, legend=False)
+        sns.boxplot(data=data, x="label", y=value, hue="label", order=order, ax=ax,
+                    whis=(0, 100), linewidth=0.8, palette=palette, legend=False)
+    for tick, strategy in zip(ax.get_xticklabels(), [s for s in chosen
+                                                     if s in set(data["strategy"])]):
+        tick.set_color(strategy_style(strategy)["color"])
     ax.set_xlabel("")
-    ax.set_ylabel("FEs per iteration")
+    ax.set_ylabel("FEs per iteration" if value == "evaluations" else METRIC_LABELS.get(value,
+                                                                                       value))
     ax.tick_params(axis="x", rotation=20)
     if title:
         ax.set_title(title)
@@ -508,7 +527,7 @@ def plot_line_profiles(profiles: pd.DataFrame, landings: pd.DataFrame | None = N
                                      label=style["label"] if col == 0 else None)
         axes[0][col].set_title(f"{mode} MBSS")
         axes[1][col].set_xlabel("step size a")
-        axes[1][col].set_xscale("symlog", linthresh=_linthresh(sub["step_size"]))
+        log_axis(axes[1][col], "x")
     axes[0][0].set_ylabel("F(a)  (loss)")
     axes[1][0].set_ylabel("F'(a)  (directional derivative)")
     if landings is not None and not landings.empty:
@@ -561,8 +580,7 @@ def plot_step_spread(steps: pd.DataFrame, title: str | None = None,
                        edgecolors=style["color"], linewidths=0.8, zorder=3)
             ax.plot([np.median(values)] * 2, [centre - height / 2, centre + height / 2],
                     color=style["color"], linewidth=2.0, zorder=4)
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    log_axis(ax, "x")
     ax.set_yticks(range(len(chosen)), [STRATEGY_LABELS.get(s, s) for s in chosen])
     for tick, strategy in zip(ax.get_yticklabels(), chosen):
         tick.set_color(strategy_style(strategy)["color"])
@@ -619,7 +637,7 @@ def plot_sensitivity(frame: pd.DataFrame, parameter_column: str = "value",
                                linestyle=":")
         values = sub[parameter_column].to_numpy(dtype=float)
         if np.all(values > 0) and values.max() / max(values.min(), 1e-300) > 20:
-            ax.set_xscale("log")
+            log_axis(ax, "x")
         ax.set_xlabel(constant)
         if col == 0:
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
@@ -658,7 +676,7 @@ def plot_performance_profile(profile: pd.DataFrame, title: str | None = None) ->
                 linestyle=style["linestyle"], label=style["label"])
         ax.plot(part["tau"].iloc[:1], part["rho"].iloc[:1], color=style["color"],
                 marker=style["marker"], linestyle="none")
-    ax.set_xscale("log")
+    log_axis(ax, "x")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("tau (ratio to the best strategy)")
     ax.set_ylabel("share of problems")
@@ -690,14 +708,19 @@ def _log_scale_if_positive(ax: Axes, values: pd.Series) -> None:
     numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     finite = numeric[np.isfinite(numeric)]
     if finite.size and np.all(finite > 0):
-        ax.set_yscale("log")
+        log_axis(ax, "y")
 
 
-def _linthresh(step_sizes: pd.Series) -> float:
-    positive = step_sizes[step_sizes > 0]
-    if positive.empty:
-        return 1e-3
-    return float(10 ** math.floor(math.log10(float(positive.min()))))
+def log_axis(ax: Axes, axis: str = "y") -> None:
+    """Log scale with readable tick labels (1, 2, 5 steps when the data span few decades)."""
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    decades = math.log10(high / low) if low > 0 and high > low else 1.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)
+    target.set_major_locator(LogLocator(base=10.0, subs=subs, numticks=12))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def close_all() -> None:

@@ -159,14 +159,16 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
     return papermill.inspect_notebook(str(notebook))
 
 
-def notebook_parameters(profile: str | Path, name: str, out_root: Path,
+def notebook_parameters(profile: str | Path, name: str, out_root: Path | None,
                         declared: Mapping[str, Any]) -> dict[str, Any]:
     """Build the parameters of one notebook from a profile and check them.
 
     Args:
         profile: profile name or path.
         name: notebook name without suffix.
-        out_root: output root passed to the notebook as ``output_root``.
+        out_root: output root passed to the notebook as ``output_root``; ``None`` passes ""
+            (the notebooks then write figures under the repository and run records where the
+            profile's ``sweep.out`` says).
         declared: the notebook's declared parameters (see :func:`declared_parameters`).
 
     Returns:
@@ -194,9 +196,12 @@ def notebook_parameters(profile: str | Path, name: str, out_root: Path,
     if clash:
         raise ProfileError(f"profile {profile}: {clash} are set by the runner, not the profile")
     if "profile" in declared:
-        params["profile"] = str(profile)
+        # A name stays a name; a file is passed as an absolute path, since the kernel's working
+        # directory is the repository root, not the caller's.
+        named = Path(profile).suffix not in {".yaml", ".yml"}
+        params["profile"] = str(profile) if named else str(profile_path(profile))
     if "output_root" in declared:
-        params["output_root"] = str(out_root)
+        params["output_root"] = str(out_root) if out_root is not None else ""
     _check_json(params, f"profile {profile}: notebooks.{name}")
     return json.loads(json.dumps(params))
 
@@ -229,14 +234,15 @@ def _describe_failure(error: BaseException) -> tuple[str, str]:
     return f"{type(error).__name__}: {error}", ""
 
 
-def run_notebook(name: str, profile: str | Path, out_root: Path,
+def run_notebook(name: str, profile: str | Path, out_root: Path | None,
                  execution_timeout: int | None = None) -> NotebookResult:
     """Execute one notebook with papermill and report what happened (never raises on failure).
 
     Args:
         name: notebook name without suffix.
         profile: profile name or path.
-        out_root: root of ``runs/``, ``figures/`` and ``tables/``.
+        out_root: root of ``runs/`` and ``figures/`` (None: the repository root, with run
+            records where the profile says).
         execution_timeout: seconds one cell may run (None: no limit).
 
     Returns:
@@ -245,7 +251,7 @@ def run_notebook(name: str, profile: str | Path, out_root: Path,
     import papermill
 
     source = notebooks_dir() / f"{name}.ipynb"
-    output = out_root / "runs" / profile_name(profile) / f"{name}.ipynb"
+    output = (out_root or repo_root()) / "runs" / profile_name(profile) / f"{name}.ipynb"
     output.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     params: dict[str, Any] = {}
@@ -274,8 +280,9 @@ def reproduce(profile: str | Path = "quick", notebooks: Sequence[str] | None = N
     Args:
         profile: profile name (``profiles/<name>.yaml``) or path to a YAML file.
         notebooks: names or numeric prefixes of the notebooks to run (default: all, in order).
-        out_root: root of ``runs/<profile>/``, ``figures/<profile>/`` and ``tables/<profile>/``
-            (default: the repository root).
+        out_root: root of ``runs/<profile>/`` (executed notebooks and run records) and
+            ``figures/<profile>/`` (figures and tables). Default: the repository root, with run
+            records where the profile's ``sweep.out`` says (``runs/<profile>/`` unless set).
         execution_timeout: seconds one cell may run (None: no limit).
 
     Returns:
@@ -284,7 +291,7 @@ def reproduce(profile: str | Path = "quick", notebooks: Sequence[str] | None = N
     Raises:
         ProfileError: for a missing profile, an unknown notebook or an unknown parameter.
     """
-    root = Path(out_root).expanduser().resolve() if out_root else repo_root()
+    root = Path(out_root).expanduser().resolve() if out_root else None
     names = _select(notebooks)
     for name in names:
         notebook_parameters(profile, name, root,
@@ -350,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                             format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # papermill logs every input and output path at INFO; progress comes from this module.
+    logging.getLogger("papermill").setLevel(logging.WARNING)
     if args.list:
         profiles = sorted(p.stem for p in (repo_root() / "profiles").glob("*.yaml"))
         logger.info("notebooks: %s", " ".join(available_notebooks()))
