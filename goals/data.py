@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from goals.paths import default_data_root
 
@@ -158,9 +157,10 @@ class RandomCropFlip:
         flips = torch.rand(n, generator=generator, device=draw_device) < 0.5
         offsets, flips = offsets.to(x.device), flips.to(x.device)
 
-        # Pad with the fill value: shift so the fill is zero, pad with zeros, shift back.
+        # Padded canvas of the fill value with the images in the middle (pixels copied exactly).
         fill = self.fill.to(device=x.device, dtype=x.dtype).view(1, c, 1, 1)
-        padded = F.pad(x - fill, (p, p, p, p)) + fill
+        padded = fill.expand(n, c, h + 2 * p, w + 2 * p).clone()
+        padded[:, :, p:p + h, p:p + w] = x
 
         # Gather each image's crop; a flip reads the crop's columns in reverse order.
         rows = offsets[0].view(n, 1) + torch.arange(h, device=x.device)
@@ -397,7 +397,8 @@ def _read_torchvision(name: str, folder: Path) -> _Arrays:
             part = dataset_cls(str(folder.parent), train=train, download=False)
             parts.append((np.asarray(part.data), np.asarray(part.targets, dtype=np.int64)))
             classes = tuple(part.classes)
-    except (RuntimeError, OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as error:
+    except (RuntimeError, OSError, pickle.UnpicklingError, EOFError, KeyError,
+            ValueError) as error:
         raise DataNotFoundError(
             f"{folder} exists but could not be read as torchvision's {name} "
             f"({type(error).__name__}: {error}). Fix: delete the folder and download again "

@@ -81,8 +81,12 @@ def build_model(
 
 def _flat_size(features: nn.Module, in_channels: int, image_size: int) -> int:
     # One dummy forward pass tells the size the classifier head receives.
-    with torch.no_grad():
-        out = features(torch.zeros(1, in_channels, image_size, image_size))
+    try:
+        with torch.no_grad():
+            out = features(torch.zeros(1, in_channels, image_size, image_size))
+    except RuntimeError as error:
+        raise ValueError(f"image size {image_size} is too small for this model ({error})") \
+            from error
     if out.numel() == 0:
         raise ValueError(f"image size {image_size} is too small for this model")
     return out.numel()
