@@ -247,7 +247,8 @@ def seed_band(frame: pd.DataFrame, x: str, y: str, seed: str = "seed",
             if bad.any():
                 idx = np.clip(np.searchsorted(xs, grid, side="right") - 1, 0, len(xs) - 1)
                 nxt = np.clip(idx + 1, 0, len(xs) - 1)
-                values[bad[idx] | bad[nxt]] = np.nan
+                exact = np.isclose(grid, xs[idx])
+                values[bad[idx] | (bad[nxt] & ~exact)] = np.nan
         columns.append(values)
     stack = np.vstack(columns)
     count = np.sum(~np.isnan(stack), axis=0)

@@ -296,23 +296,35 @@ def reproduce(profile: str | Path = "quick", notebooks: Sequence[str] | None = N
     for name in names:
         notebook_parameters(profile, name, root,
                             declared_parameters(notebooks_dir() / f"{name}.ipynb"))
-    os.environ.update(KERNEL_ENVIRONMENT)
+    saved = {key: os.environ.get(key) for key in KERNEL_ENVIRONMENT}
+    os.environ.update(KERNEL_ENVIRONMENT)  # kernels inherit the environment of this process
+    try:
+        return [_run_logged(index, names, profile, root, execution_timeout)
+                for index in range(1, len(names) + 1)]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
-    results = []
-    for index, name in enumerate(names, start=1):
-        logger.info("[%d/%d] %s: running (profile %s)", index, len(names), name,
-                    profile_name(profile))
-        result = run_notebook(name, profile, root, execution_timeout)
-        if result.ok:
-            logger.info("[%d/%d] %s: done in %.1f s -> %s", index, len(names), name,
-                        result.seconds, result.output_path)
-        else:
-            logger.error("[%d/%d] %s: FAILED after %.1f s: %s\n  in %s\n  executed notebook: %s",
-                         index, len(names), name, result.seconds, result.error,
-                         result.failed_cell or "(no cell: the notebook did not start)",
-                         result.output_path)
-        results.append(result)
-    return results
+
+def _run_logged(index: int, names: Sequence[str], profile: str | Path, root: Path | None,
+                execution_timeout: int | None) -> NotebookResult:
+    """Run the ``index``-th (1-based) notebook of ``names`` and log its progress and outcome."""
+    name = names[index - 1]
+    logger.info("[%d/%d] %s: running (profile %s)", index, len(names), name,
+                profile_name(profile))
+    result = run_notebook(name, profile, root, execution_timeout)
+    if result.ok:
+        logger.info("[%d/%d] %s: done in %.1f s -> %s", index, len(names), name,
+                    result.seconds, result.output_path)
+    else:
+        logger.error("[%d/%d] %s: FAILED after %.1f s: %s\n  in %s\n  executed notebook: %s",
+                     index, len(names), name, result.seconds, result.error,
+                     result.failed_cell or "(no cell: the notebook did not start)",
+                     result.output_path)
+    return result
 
 
 def summary(results: Sequence[NotebookResult]) -> str:

@@ -45,10 +45,10 @@ strategies: list = ["goals", "gos-ls", "gols-i", "gols-back", "sls-armijo"]  # l
 repeats: int = 30  # repeated iterations from the same point for the spread of accepted steps
 sensitivity_fe: int = 400  # FE budget of each sensitivity run (0: skip the study)
 sensitivity_seeds: list = [0, 1]  # seeds of the sensitivity runs
-sensitivity: dict = {  # line search -> constant -> values tried; defaults are marked in the figure
+sensitivity: dict = {
     "goals": {"tolerance": [0.3, 0.6, 0.9], "max_refinements": [0, 1, 3, 6]},
     "gos-ls": {"max_extrapolation": [2.0, 10.0, 50.0]},
-}
+}  # line search -> constant -> values tried (other constants keep their defaults)
 threads: int = 1  # torch CPU threads
 
 # %%
