@@ -7,7 +7,7 @@ keep that drift out of the ratio, which absolute timings cannot.
 
 The scripts print a table and then one final line::
 
-    RESULT <name>=<value> target<=<target> PASS|MISS ... | cpu=<model> cores=<n> torch=<v> threads=<t>
+    RESULT <name>=<value> target<=<t> PASS|MISS ... | cpu=<model> cores=<n> torch=<v> threads=<n>
 
 so a test or a reader can find the number without parsing the table.
 """

@@ -24,7 +24,6 @@ import argparse
 import sys
 
 import torch
-
 from benchlib import (
     Problem,
     cifar_problem,

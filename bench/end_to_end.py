@@ -52,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     try:
-        from goals.sweep import load_profile, sweep_profile
+        from goals.sweep import SweepError, load_profile, sweep_profile
     except ImportError as error:
         print(f"end_to_end: the engine's sweep is not available ({error}); nothing measured")
         return 1
     try:
         section = load_profile(profile)["sweep"]
-    except Exception as error:  # a missing or broken profile: say so and stop
+    except (OSError, KeyError, TypeError, ValueError, SweepError) as error:
         print(f"end_to_end: cannot read profile {profile!r} ({type(error).__name__}: {error})")
         return 1
     # Runs set their own thread count; the main process only waits, but is reported alike.

@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(1)
     from goals.runs import run_one
 
-    settings, source = quick_settings()
-    print(f"quick problems from {source}")
+    print(f"quick problems from {quick_settings()[1]}")
     pooled: dict[tuple[str, str, str], list[int]] = {}
     statuses: dict[tuple[str, str, str], list[str]] = {}
     for config in configs(args.quick):

@@ -31,8 +31,6 @@ import sys
 import time
 
 import torch
-
-import goals
 from benchlib import (
     Problem,
     cifar_augmentation,
@@ -45,6 +43,8 @@ from benchlib import (
     percent,
     result_line,
 )
+
+import goals
 
 TARGET = 0.97
 SETTINGS = (
@@ -90,7 +90,7 @@ def build(device: str, width: float, batch_size: int, examples: int, channels_la
 def measure(device: str, setting: tuple, width: float, batch_size: int, examples: int,
             repeats: int, steps: int) -> dict[str, float]:
     """Alternate GOALS and bare blocks for one setting; throughputs, ratio and peak memory."""
-    name, dtype, channels_last = setting
+    _, dtype, channels_last = setting
     problem = build(device, width, batch_size, examples, channels_last)
     closure = closure_for(problem, autocast_dtype=dtype)
     optimizer = goals.GOALS(problem.model.parameters(), direction="adam",

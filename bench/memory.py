@@ -25,8 +25,6 @@ import sys
 import warnings
 
 import torch
-
-import goals
 from benchlib import (
     Problem,
     cifar_problem,
@@ -36,6 +34,8 @@ from benchlib import (
     result_line,
     set_threads,
 )
+
+import goals
 
 #: (label, direction, GOALS options, parameter copies of the direction's own state)
 DIRECTIONS = (
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 worst = (row["copies"] - target, f"{label}/{name} {row['copies']:.2f}<={target}")
             print(f"{label:28} {name:13} {row['parameter_bytes'] / 1024:>9.1f} "
                   f"{row['copies']:>12.2f} {target:>6} {row['torch_copies']:>11.2f} "
-                  f"{row['snapshot_bytes'] / 1024:>10.2f} {str(row['stable']):>6}", flush=True)
+                  f"{row['snapshot_bytes'] / 1024:>10.2f} {row['stable']!s:>6}", flush=True)
 
     print(f"\nper-step allocations with an allocation-free closure (target < "
           f"{100 * ALLOCATION_TARGET:g}% of parameter bytes)")
@@ -197,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             row = allocation_row(build, direction, options)
             allocation_ok &= row["share"] < ALLOCATION_TARGET
             if row["share"] >= worst_allocation[0]:
-                worst_allocation = (row["share"], f"{label}/{name}, mostly {row['largest']} "
-                                                  f"{row['largest_bytes']:.0f} B/step")
+                where = f"{label}/{name}, mostly {row['largest']} {row['largest_bytes']:.0f} B/step"
+                worst_allocation = (row["share"], where)
             print(f"{label:28} {name:13} {row['bytes']:>10.0f} {100 * row['share']:>8.2f}%  "
                   f"{row['largest']} ({row['largest_bytes']:.0f} B)", flush=True)
 

@@ -26,8 +26,6 @@ import sys
 from dataclasses import dataclass
 
 import torch
-
-import goals
 from benchlib import (
     Problem,
     cifar_problem,
@@ -41,6 +39,8 @@ from benchlib import (
     result_line,
     set_threads,
 )
+
+import goals
 
 DIRECTIONS = ("sgd", "rmsprop", "adam")
 TARGET = 0.03

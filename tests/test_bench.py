@@ -25,8 +25,9 @@ def run_script(name: str, *args: str, env: dict[str, str] | None = None,
                timeout: float = 300) -> tuple[subprocess.CompletedProcess, re.Match]:
     """Run ``bench/<name>`` with ``args``; return the process and its parsed RESULT line."""
     environment = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1", **(env or {}))
-    process = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=BENCH.parent,
-                             capture_output=True, text=True, timeout=timeout, env=environment)
+    process = subprocess.run([sys.executable, str(BENCH / name), *args], check=False,
+                             cwd=BENCH.parent, capture_output=True, text=True, timeout=timeout,
+                             env=environment)
     assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-4000:]
     lines = [line for line in process.stdout.splitlines() if line.strip()]
     assert lines, process.stderr[-4000:]
