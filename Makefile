@@ -30,7 +30,8 @@ setup: $(STAMP)
 reproduce: $(STAMP)
 	@start=$$(date +%s); \
 	TQDM_DISABLE=1 $(BIN)/python -m goals reproduce --profile $(PROFILE); status=$$?; \
-	echo "make reproduce: profile $(PROFILE) finished with status $$status after $$(( $$(date +%s) - start )) s on $$(nproc) CPU core(s)"; \
+	echo "make reproduce: profile $(PROFILE), status $$status, $$(( $$(date +%s) - start )) s" \
+	     "on $$(nproc) CPU core(s)"; \
 	exit $$status
 
 test: $(STAMP)

@@ -325,7 +325,7 @@ def plot_metric_vs_fe(evals: pd.DataFrame, metrics: Sequence[str] = ("train_loss
     _figure_legend(fig, axes)
     if title:
         fig.suptitle(title, y=1.0)
-    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    fig.tight_layout(rect=(0, 0, _legend_room(fig), 1))
     return fig
 
 
@@ -376,7 +376,7 @@ def plot_step_sizes(trace: pd.DataFrame, title: str | None = None, x: str = "ite
     _figure_legend(fig, axes)
     if title:
         fig.suptitle(title, y=1.02)
-    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    fig.tight_layout(rect=(0, 0, _legend_room(fig), 1))
     return fig
 
 
@@ -535,7 +535,7 @@ def plot_line_profiles(profiles: pd.DataFrame, landings: pd.DataFrame | None = N
         _figure_legend(fig, axes, title="accepted step")
     if title:
         fig.suptitle(title, y=1.01)
-    fig.tight_layout(rect=(0, 0, 0.8 if landings is not None else 1, 1))
+    fig.tight_layout(rect=(0, 0, _legend_room(fig) if landings is not None else 1, 1))
     return fig
 
 
@@ -647,7 +647,7 @@ def plot_sensitivity(frame: pd.DataFrame, parameter_column: str = "value",
     _figure_legend(fig, axes)
     if title:
         fig.suptitle(title, y=1.02)
-    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.tight_layout(rect=(0, 0, _legend_room(fig), 1))
     return fig
 
 
@@ -703,6 +703,11 @@ def _figure_legend(fig: Figure, axes: np.ndarray, title: str | None = None) -> N
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="center right", title=title,
                    bbox_to_anchor=(1.0, 0.5), fontsize="small")
+
+
+def _legend_room(fig: Figure, inches: float = 1.9) -> float:
+    """Right edge of the panels that leaves ``inches`` for the figure legend."""
+    return max(0.5, 1.0 - inches / fig.get_figwidth())
 
 
 def _log_scale_if_positive(ax: Axes, values: pd.Series) -> None:

@@ -49,8 +49,14 @@ logger = logging.getLogger(__name__)
 #: Parameters the runner fills in itself when a notebook declares them.
 RUNNER_PARAMETERS: tuple[str, ...] = ("profile", "output_root")
 
-#: Environment of the notebook kernels: no progress bars in batch logs, no GUI backend.
-KERNEL_ENVIRONMENT: dict[str, str] = {"TQDM_DISABLE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+#: Environment of the notebook kernels: no progress bars in batch logs; figures go inline into
+#: the executed notebook (and are closed after each cell) even when the caller set another
+#: matplotlib backend, e.g. ``MPLBACKEND=Agg`` in a test run.
+KERNEL_ENVIRONMENT: dict[str, str] = {
+    "TQDM_DISABLE": "1",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+}
 
 
 class ProfileError(ValueError):

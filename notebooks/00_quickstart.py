@@ -24,7 +24,8 @@
 #
 # 1. a `goals.BatchSampler` over your tensors (a fresh batch per call),
 # 2. a closure from `goals.make_closure` (it zeroes the gradients, runs forward and backward),
-# 3. `goals.GOALS(model.parameters(), direction=..., line_search=...)` and `optimizer.step(closure)`.
+# 3. `goals.GOALS(model.parameters(), direction=..., line_search=...)` and
+#    `optimizer.step(closure)`.
 #
 # There is no learning rate to choose: `optimizer.last_record["step_size"]` is the one the line
 # search found. Budgets are counted in function evaluations (FEs): one forward and backward pass on

@@ -69,6 +69,7 @@ print(f"profile {profile_file}\nrun records in {runs_dir}\nfigures and tables in
 # %%
 import logging
 import time
+import warnings
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -81,6 +82,9 @@ from goals.tables import provenance, write_table
 
 logging.basicConfig(level=logging.WARNING, force=True)
 logging.getLogger("goals").setLevel(logging.WARNING)
+# The sweep's progress bar is off in batch runs (TQDM_DISABLE); without ipywidgets tqdm would
+# still warn once when it is imported.
+warnings.filterwarnings("ignore", message="IProgress not found")
 plotting.use_theme()
 started = time.perf_counter()
 
