@@ -189,6 +189,9 @@ def validate_config(config: dict[str, Any], check_data: bool = False) -> dict[st
     except ValueError as error:
         raise ConfigError(str(error)) from error
     _check_device(normalised["device"])
+    if normalised["subset"] is not None and normalised["batch_size"] > normalised["subset"]:
+        raise ConfigError(f"batch_size: {normalised['batch_size']} is larger than subset "
+                          f"{normalised['subset']}")
 
     if check_data:
         from goals.data import check_dataset

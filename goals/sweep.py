@@ -23,7 +23,8 @@ Runs are crossed in the grid's key order (the last key varies fastest). :func:`r
 1. checks every configuration (:func:`goals.runs.validate_config`) and that each data set can be
    found, before any run starts;
 2. writes ``<out>/manifest.json`` (all run ids and configurations of the sweep), so readers know
-   which runs are expected and can tell missing ones apart;
+   which runs are expected and can tell missing ones apart (the last sweep started in a folder
+   writes its manifest; records of earlier sweeps there stay valid);
 3. skips every run whose complete record exists (optionally re-running ``failed`` ones), so a
    sweep that was killed resumes with nothing lost and nothing done twice;
 4. runs the rest with :func:`goals.runs.run_one`, the same function under every executor, each
@@ -340,9 +341,10 @@ def _write_manifest(out_dir: Path, prepared: list[tuple[str, dict[str, Any]]]) -
 
 
 def _progress_bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
-    # Leaving ``disable`` unset lets tqdm honour the TQDM_DISABLE environment variable.
+    # Plain text bar (no notebook widgets needed). Leaving ``disable`` unset lets tqdm honour
+    # the TQDM_DISABLE environment variable.
     options = {} if enabled else {"disable": True}
     return tqdm(total=total, desc="runs", unit="run", **options)
 

@@ -188,6 +188,30 @@ def test_cifar10_torchvision_layout(tmp_path, monkeypatch):
     assert check_dataset("cifar10", tmp_path).startswith("torchvision")
 
 
+def test_cifar100_torchvision_layout(tmp_path, monkeypatch):
+    import torchvision
+
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    names = [f"class{index:03d}" for index in range(100)]
+    for split, count in (("train", 6), ("test", 3)):
+        pixels = rng.integers(0, 256, size=(count, 3 * 32 * 32), dtype=np.uint8)
+        labels = rng.integers(0, 100, size=count).tolist()
+        with open(folder / split, "wb") as handle:
+            pickle.dump({"data": pixels, "fine_labels": labels}, handle)
+    with open(folder / "meta", "wb") as handle:
+        pickle.dump({"fine_label_names": names}, handle)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args: True)
+
+    data = load_dataset("cifar100", root=tmp_path)
+    assert data.num_classes == 100 and data.classes == tuple(names)
+    assert data.train_inputs.shape == (6, 3, 32, 32) and data.test_inputs.shape == (3, 3, 32, 32)
+    image = pixels[2].reshape(3, 32, 32).transpose(1, 2, 0)
+    assert np.allclose(data.test_inputs[2].numpy(), normalised(image, "cifar100"), atol=1e-5)
+    assert data.test_targets.tolist() == labels
+
+
 def test_corrupt_torchvision_folder_says_so(tmp_path):
     write_torchvision_cifar10(tmp_path)  # checksums do not match torchvision's
     with pytest.raises(DataNotFoundError, match="could not be read as torchvision's cifar10"):

@@ -147,6 +147,7 @@ def test_defaults_and_normalisation():
     ({"optimizer": {"lr": 0.1}, "strategy": "goals"}, "optimizer.lr"),
     ({"optimizer": {"momentum": -1.0}, "strategy": "constant"}, "optimizer.momentum"),
     ({"optimizer": [1, 2]}, "optimizer"),
+    ({"subset": 10, "batch_size": 16}, "batch_size"),
 ])
 def test_invalid_configs_name_the_field(config, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
