@@ -322,6 +322,7 @@ def run_one(config: dict[str, Any]) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads_before)
     wall_time = time.perf_counter() - started
+    last = state.evals_rows[-1][2:] if state.evals_rows else (None,) * len(METRICS)
 
     record.update(
         finished_at=_now(),
@@ -331,8 +332,7 @@ def run_one(config: dict[str, Any]) -> dict[str, Any]:
         wall_time=wall_time,
         eval_time=state.eval_time,
         train_time=wall_time - state.eval_time,
-        final=dict(zip(METRICS, state.evals_rows[-1][2:])) if state.evals_rows else
-        dict.fromkeys(METRICS),
+        final=dict(zip(METRICS, last)),
         evals={name: [row[i] for row in state.evals_rows]
                for i, name in enumerate(("fe", "iteration", *METRICS))},
         trace=state.trace,
