@@ -26,7 +26,7 @@
 # 3. **Spread of the accepted steps** over repeated iterations from the same point, and their
 #    **FE cost** (one FE = one forward and backward pass on one mini-batch).
 # 4. **Sensitivity to the constants that are our reading** of the paper (marked [ours] in the
-#    README): the final training loss of short GOALS runs as one constant is varied.
+#    README): the final training loss of short line-search runs as one constant is varied.
 #
 # Writes figures `ls_*.pdf|png` and tables `ls_*.csv|md|tex` into `figures/<profile>/`.
 # The point on the line is reached by a short warm-up run of GOALS-SGD; directions are steepest
@@ -219,9 +219,10 @@ print(summary.to_string(index=False, float_format="%.4g"))
 # %% [markdown]
 # ## 4. Sensitivity to the constants that are our reading
 #
-# Each run trains a fresh network for `sensitivity_fe` FEs with GOALS-SGD, varying one constant
-# of one line search while the others keep their defaults; the outcome is the final training
-# loss on the whole training set (lower is better). Dotted lines mark the defaults.
+# Each run trains a fresh network for `sensitivity_fe` FEs with the SGD direction and one line
+# search, varying one of its constants while the others keep their defaults; the outcome is the
+# final training loss on the whole training set (lower is better). Dotted lines mark the
+# defaults.
 
 # %%
 import inspect
@@ -254,7 +255,9 @@ if sensitivity_fe > 0:
 sensitivity_runs = pd.DataFrame(rows)
 if not sensitivity_runs.empty:
     fig = plotting.plot_sensitivity(
-        sensitivity_runs, title=f"GOALS-SGD, {sensitivity_fe} FEs: final training loss")
+        sensitivity_runs,
+        title=f"SGD direction, {sensitivity_fe} FEs per run: final training loss "
+              f"(median and range over {len(sensitivity_seeds)} seed(s))")
     plotting.save_figure(fig, out_dir / "ls_sensitivity", info=info)
     plt.show()
     table = (sensitivity_runs.groupby(["strategy", "constant", "value"], sort=False)
@@ -264,7 +267,8 @@ if not sensitivity_runs.empty:
              .reset_index())
     write_table(table, out_dir / "ls_sensitivity",
                 f"Final training loss (median, min, max over {len(sensitivity_seeds)} seeds) of "
-                f"GOALS-SGD after {sensitivity_fe} FEs as one constant is varied.",
+                f"SGD-direction runs after {sensitivity_fe} FEs as one constant of a line "
+                "search is varied.",
                 provenance_extra=config)
     print(table.to_string(index=False, float_format="%.4g"))
 
