@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import logging
 import math
@@ -240,6 +241,23 @@ def _describe_failure(error: BaseException) -> tuple[str, str]:
     return f"{type(error).__name__}: {error}", ""
 
 
+@functools.cache
+def _ipc_kernel_manager() -> type:
+    """A kernel manager that talks to its kernel over local IPC sockets instead of TCP ports.
+
+    Nothing listens on a network port, no two kernels can race for one, and the kernel does not
+    warn about unencrypted TCP traffic in every batch log.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def run_notebook(name: str, profile: str | Path, out_root: Path | None,
                  execution_timeout: int | None = None) -> NotebookResult:
     """Execute one notebook with papermill and report what happened (never raises on failure).
@@ -266,7 +284,7 @@ def run_notebook(name: str, profile: str | Path, out_root: Path | None,
         papermill.execute_notebook(
             str(source), str(output), parameters=params, kernel_name="python3",
             cwd=str(repo_root()), progress_bar=False, log_output=False,
-            execution_timeout=execution_timeout,
+            execution_timeout=execution_timeout, kernel_manager_class=_ipc_kernel_manager(),
         )
     except Exception as error:  # noqa: BLE001 - one notebook's failure must not stop the others
         message, cell = _describe_failure(error)
