@@ -7,7 +7,8 @@ receives the profile and the output folder. Nothing else is injected.
 
 Outputs, below ``out_root`` (the repository root by default):
 
-- ``runs/<profile>/<notebook>.ipynb``: the executed notebooks;
+- ``runs/<profile>/<notebook>.ipynb``: the executed notebooks, and
+  ``runs/<profile>/reproduce_summary.json``: status and seconds per notebook, machine, versions;
 - ``figures/<profile>/``: figures (PDF and PNG), written by the notebooks;
 - ``tables/<profile>/``: tables (CSV, Markdown, LaTeX), written by the notebooks.
 
@@ -35,6 +36,7 @@ import json
 import logging
 import math
 import os
+import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,14 +325,57 @@ def reproduce(profile: str | Path = "quick", notebooks: Sequence[str] | None = N
     saved = {key: os.environ.get(key) for key in KERNEL_ENVIRONMENT}
     os.environ.update(KERNEL_ENVIRONMENT)  # kernels inherit the environment of this process
     try:
-        return [_run_logged(index, names, profile, root, execution_timeout)
-                for index in range(1, len(names) + 1)]
+        results = [_run_logged(index, names, profile, root, execution_timeout)
+                   for index in range(1, len(names) + 1)]
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    write_summary(results, profile, root)
+    return results
+
+
+def write_summary(results: Sequence[NotebookResult], profile: str | Path,
+                  out_root: Path | None) -> Path:
+    """Write ``runs/<profile>/reproduce_summary.json``: what ran, how long, on what, from what.
+
+    The file holds each notebook's status, seconds, error and failed cell, the total, the
+    machine (CPU count, processor, platform) and the provenance of :func:`goals.tables.provenance`
+    (package versions, git commit). It is the source of the measured times in the README.
+
+    Returns:
+        The path written.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from goals.tables import provenance
+
+    def package(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    summary_path = (out_root or repo_root()) / "runs" / profile_name(profile) / (
+        "reproduce_summary.json")
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    content = {
+        "profile": profile_name(profile),
+        "profile_file": str(profile_path(profile)),
+        "notebooks": [{"name": r.name, "ok": r.ok, "seconds": round(r.seconds, 1),
+                       "output": str(r.output_path), "parameters": r.parameters,
+                       "error": r.error, "failed_cell": r.failed_cell} for r in results],
+        "total_seconds": round(sum(r.seconds for r in results), 1),
+        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
+                    "platform": platform.platform()},
+        "provenance": provenance({"torch": package("torch"), "papermill": package("papermill")},
+                                 made_by="goals.reproduce"),
+    }
+    summary_path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    logger.info("summary written to %s", summary_path)
+    return summary_path
 
 
 def _run_logged(index: int, names: Sequence[str], profile: str | Path, root: Path | None,

@@ -159,7 +159,9 @@ def test_every_notebook_runs_and_its_output_stays_small(tiny_run):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quickstart_writes_nothing(tiny_run):
-    assert tiny_run["after_quickstart"] == {"runs/tiny/00_quickstart.ipynb"}
+    # Only the runner's own files: the executed notebook and the batch summary.
+    assert tiny_run["after_quickstart"] == {"runs/tiny/00_quickstart.ipynb",
+                                            "runs/tiny/reproduce_summary.json"}
     executed = nbformat.read(tiny_run["out"] / "runs" / "tiny" / "00_quickstart.ipynb", 4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
                       for o in c.outputs)

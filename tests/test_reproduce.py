@@ -122,6 +122,12 @@ def test_failing_notebook_is_reported_with_its_cell_and_the_others_still_run(
     assert (out / "ok.txt").read_text() == f"{profile} 1"
     assert "10_fail: FAILED" in caplog.text and "boom hello" in caplog.text
     assert "2/2] 20_ok: done" in caplog.text
+    summary = json.loads((out / "runs" / "mine" / "reproduce_summary.json").read_text())
+    assert [(n["name"], n["ok"]) for n in summary["notebooks"]] == [("10_fail", False),
+                                                                    ("20_ok", True)]
+    assert summary["notebooks"][0]["error"] == "ValueError: boom hello"
+    assert summary["total_seconds"] >= summary["notebooks"][1]["seconds"] > 0
+    assert summary["machine"]["cpu_count"] >= 1 and summary["provenance"]["git_commit"]
 
 
 @pytest.mark.slow
