@@ -33,9 +33,9 @@ from goals.line_search import (
     STEP_SIZE_MIN,
     SearchResult,
     armijo_search,
+    goals_search,
     gols_back_search,
     gols_i_search,
-    goals_search,
     gos_ls_search,
 )
 

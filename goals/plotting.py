@@ -8,6 +8,9 @@ re-running a profile on the same machine gives byte-identical files.
 
 Spread over seeds is always drawn the same way: the median as a line and the band between the
 smallest and the largest seed, after interpolating each seed onto a common FE grid.
+
+The robustness figures (performance profiles, per-seed values) are drawn by :mod:`goals.robust`,
+which takes its colours and markers from :func:`strategy_style`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -64,9 +66,6 @@ _STRATEGY_MARKERS: dict[str, str] = {
     "cosine": ">",
     "cosine-restarts": "h",
 }
-
-#: Line style per search direction, for figures that put several directions on one axis.
-_DIRECTION_LINESTYLES: dict[str, str] = {"sgd": "-", "rmsprop": "--", "adam": ":"}
 
 #: Human-readable names of the metric columns of the tidy frames.
 METRIC_LABELS: dict[str, str] = {
@@ -143,14 +142,6 @@ def strategy_style(strategy: str) -> dict[str, str]:
         "linestyle": linestyle,
         "label": STRATEGY_LABELS[strategy],
     }
-
-
-def direction_linestyle(direction: str) -> str:
-    """Return the line style of a search direction ("sgd", "rmsprop", "adam")."""
-    if direction not in _DIRECTION_LINESTYLES:
-        raise ValueError(f"unknown direction {direction!r}; expected one of "
-                         f"{list(_DIRECTION_LINESTYLES)}")
-    return _DIRECTION_LINESTYLES[direction]
 
 
 def ordered_strategies(strategies: Iterable[str]) -> list[str]:
@@ -652,43 +643,6 @@ def plot_sensitivity(frame: pd.DataFrame, parameter_column: str = "value",
 
 
 # ---------------------------------------------------------------------------------------------
-# Robustness (notebook 03)
-# ---------------------------------------------------------------------------------------------
-
-
-def plot_performance_profile(profile: pd.DataFrame, title: str | None = None) -> Figure:
-    """Performance profile ``rho_a(tau)``: share of problems within a factor ``tau`` of the best.
-
-    Args:
-        profile: columns ``strategy``, ``tau``, ``rho`` (one row per grid point and strategy).
-        title: figure title.
-
-    Returns:
-        The figure.
-    """
-    _ensure_theme()
-    if profile.empty:
-        raise ValueError("performance profile frame is empty")
-    fig, ax = plt.subplots(figsize=(5.6, 3.2))
-    for strategy in ordered_strategies(profile["strategy"].unique()):
-        part = profile[profile["strategy"] == strategy].sort_values("tau")
-        style = strategy_style(strategy)
-        ax.step(part["tau"], part["rho"], where="post", color=style["color"],
-                linestyle=style["linestyle"], label=style["label"])
-        ax.plot(part["tau"].iloc[:1], part["rho"].iloc[:1], color=style["color"],
-                marker=style["marker"], linestyle="none")
-    log_axis(ax, "x")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau (ratio to the best strategy)")
-    ax.set_ylabel("share of problems")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
 
@@ -727,13 +681,3 @@ def log_axis(ax: Axes, axis: str = "y") -> None:
     target.set_major_locator(LogLocator(base=10.0, subs=subs, numticks=12))
     target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     target.set_minor_formatter(NullFormatter())
-
-
-def close_all() -> None:
-    """Close every open figure (keeps memory flat in long notebook runs)."""
-    plt.close("all")
-
-
-def backend_name() -> str:
-    """Name of the active matplotlib backend (for the notebooks' environment summary)."""
-    return matplotlib.get_backend()

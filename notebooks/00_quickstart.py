@@ -95,7 +95,7 @@ while optimizer.total_evaluations < fe_budget:
     if iteration % report_every == 0 or optimizer.total_evaluations >= fe_budget:
         print(f"{iteration:>5} {optimizer.total_evaluations:>6} {record['loss']:>11.4f} "
               f"{record['step_size']:>10.3g} {record['evaluations']:>9} "
-              f"{str(record['criterion_met']):>9}")
+              f"{record['criterion_met']!s:>9}")
 
 # %% [markdown]
 # ## How good is the result?

@@ -40,9 +40,8 @@ retry_failed: bool = False  # run again the runs whose record says failed
 
 # %%
 # Validate the parameters and derive everything computed from them.
-from pathlib import Path
-
-from goals.notebook_params import ParameterError, check, output_root as resolve_root, sweep_folder
+from goals.notebook_params import ParameterError, check, sweep_folder
+from goals.notebook_params import output_root as resolve_root
 from goals.sweep import EXECUTORS, SweepError, resolve_profile, sweep_section
 
 profile = check("profile", profile, str)
@@ -72,7 +71,6 @@ import time
 import warnings
 
 import matplotlib.pyplot as plt
-import pandas as pd
 
 from goals import plotting
 from goals.labels import LINE_SEARCH_STRATEGIES

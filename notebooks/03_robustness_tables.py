@@ -44,8 +44,8 @@ failed_runs: str = "exclude"  # failed runs: "exclude" (counted apart) or "diver
 # %%
 # Validate the parameters and derive everything computed from them.
 from goals.labels import STRATEGIES
-from goals.notebook_params import ParameterError, check, check_list, output_root as resolve_root
-from goals.notebook_params import sweep_folder
+from goals.notebook_params import ParameterError, check, check_list, sweep_folder
+from goals.notebook_params import output_root as resolve_root
 from goals.sweep import SweepError, resolve_profile
 
 profile = check("profile", profile, str)

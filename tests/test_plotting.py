@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
 
-from goals import plotting  # noqa: E402
-from goals.labels import LINE_SEARCH_STRATEGIES, STRATEGIES, STRATEGY_LABELS  # noqa: E402
+from goals import plotting
+from goals.labels import LINE_SEARCH_STRATEGIES, STRATEGIES, STRATEGY_LABELS
 
 
 @pytest.fixture(autouse=True)
@@ -171,16 +171,10 @@ def test_step_spread_draws_one_row_per_strategy_with_a_median_tick():
     assert medians == pytest.approx(expected)
 
 
-def test_sensitivity_and_performance_profile_figures():
+def test_sensitivity_figure_draws_the_median_per_value():
     frame = pd.DataFrame({"strategy": "goals", "constant": ["tolerance"] * 4,
                           "value": [0.5, 0.5, 0.9, 0.9], "default": 0.9, "seed": [0, 1, 0, 1],
                           "final_train_loss": [0.4, 0.6, 0.2, 0.3]})
     fig = plotting.plot_sensitivity(frame)
     line = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == STRATEGY_LABELS["goals"]]
     assert line[0].get_ydata().tolist() == [0.5, 0.25]  # medians per value
-    profile = pd.DataFrame({"strategy": ["goals", "goals", "constant", "constant"],
-                            "tau": [1.0, 2.0, 1.0, 2.0], "rho": [0.5, 1.0, 0.5, 0.5]})
-    fig = plotting.plot_performance_profile(profile)
-    assert fig.axes[0].get_xscale() == "log"
-    with pytest.raises(ValueError):
-        plotting.plot_performance_profile(profile.iloc[:0])
