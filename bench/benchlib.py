@@ -56,7 +56,7 @@ def cpu_model() -> str:
 def machine(device: str = "cpu") -> str:
     """One-line description of where the numbers were measured."""
     text = (f"cpu={cpu_model()!r} cores={os.cpu_count()} torch={torch.__version__} "
-            f"threads={torch.get_num_threads()}")
+            f"threads={torch.get_num_threads()} clock={_clock[0]}")
     if device.startswith("cuda") and torch.cuda.is_available():
         text += f" gpu={torch.cuda.get_device_name(torch.device(device))!r}"
     return text
@@ -82,6 +82,28 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+#: The clocks a benchmark can time with: process CPU time or wall time.
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}
+_clock: list[str] = ["wall"]
+
+
+def use_clock(name: str) -> None:
+    """Time blocks with ``"cpu"`` (this process's CPU time) or ``"wall"`` time.
+
+    On a shared machine, CPU time leaves out the time the process waited for a core, which wall
+    time counts; with one torch thread it is the better clock for CPU work. GPU work needs wall
+    time (the host waits for the device without using its CPU).
+    """
+    if name not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {name!r}")
+    _clock[0] = name
+
+
+def clock_name() -> str:
+    """The clock in use."""
+    return _clock[0]
+
+
 @dataclass
 class Timed:
     """Wall time of one block and the number of units (FEs, batches) it did."""
@@ -97,13 +119,14 @@ class Timed:
 def time_block(block: Callable[[], int], synchronize: Callable[[], None] | None = None) -> Timed:
     """Run ``block`` (which returns how many units it did) once and time it."""
     gc.collect()
+    clock = CLOCKS[_clock[0]]
     if synchronize is not None:
         synchronize()
-    started = time.perf_counter()
+    started = clock()
     units = block()
     if synchronize is not None:
         synchronize()
-    return Timed(time.perf_counter() - started, units)
+    return Timed(clock() - started, units)
 
 
 def interleave(blocks: Sequence[Callable[[], int]], repeats: int,
@@ -129,6 +152,15 @@ def interleave(blocks: Sequence[Callable[[], int]], repeats: int,
 def median_ratio(rounds: Sequence[Sequence[Timed]], top: int = 0, bottom: int = 1) -> float:
     """Median over rounds of ``rounds[i][top].per_unit / rounds[i][bottom].per_unit``."""
     return median([timings[top].per_unit / timings[bottom].per_unit for timings in rounds])
+
+
+def ratio_spread(rounds: Sequence[Sequence[Timed]], top: int = 0, bottom: int = 1) -> float:
+    """Half the interquartile range of the per-round ratios: the noise of :func:`median_ratio`."""
+    ratios = sorted(timings[top].per_unit / timings[bottom].per_unit for timings in rounds)
+    if len(ratios) < 4:
+        return (ratios[-1] - ratios[0]) / 2
+    quartiles = statistics.quantiles(ratios, n=4)
+    return (quartiles[2] - quartiles[0]) / 2
 
 
 def quick_settings() -> tuple[dict[str, Any], str]:

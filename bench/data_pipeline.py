@@ -36,6 +36,7 @@ from benchlib import (
     quick_settings,
     result_line,
     set_threads,
+    use_clock,
 )
 
 TARGET = 0.02
@@ -104,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time with process CPU time (default; robust to other load) or "
+                             "wall time")
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    use_clock(args.clock)
 
     print(f"{'problem':32} {'FE ms':>8} {'sample ms':>9} {'share':>6} {'augment':>7}")
     shares: dict[str, float] = {}

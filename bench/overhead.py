@@ -9,7 +9,8 @@ synchronisation per line-search decision). The overhead per FE is
 
 measured on the same model, sampler and batch size, in alternating blocks, median over rounds.
 For reference, the same is measured for the direction's own ``torch.optim`` optimizer (one FE and
-one foreach update per step): the column ``torch.optim`` is what a classic optimizer pays.
+one foreach update per step): the column ``torch.optim`` is what a classic optimizer pays. The
+column ``+-`` is half the interquartile range of the per-round ratios, the noise of the median.
 
 Problems: the quick profile's digits MLP and CNN (settings read from ``profiles/quick.yaml``) and
 a larger CPU model, the CIFAR network 3c3d on CIFAR-shaped random tensors, where one FE costs
@@ -36,8 +37,10 @@ from benchlib import (
     median_ratio,
     percent,
     quick_settings,
+    ratio_spread,
     result_line,
     set_threads,
+    use_clock,
 )
 
 import goals
@@ -103,6 +106,7 @@ def measure(problem: Problem, direction: str, repeats: int, steps: int,
         "goals_ms": 1e3 * median([timings[0].per_unit for timings in rounds]),
         "fe_per_step": sum(timings[0].units for timings in rounds) / (repeats * steps),
         "overhead": median_ratio(rounds, 0, 1) - 1.0,
+        "spread": ratio_spread(rounds, 0, 1),
         "reference_overhead": median_ratio(rounds, 2, 1) - 1.0,
     }
 
@@ -129,14 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time with process CPU time (default; robust to other load) or "
+                             "wall time")
     args = parser.parse_args(argv)
     set_threads(args.threads)
+    use_clock(args.clock)
     settings, source = quick_settings()
     print(f"quick problems from {source}: batch_size={settings['batch_size']} "
           f"width={settings['width']}")
 
     print(f"{'model':28} {'params':>9} {'direction':9} {'bare ms/FE':>10} {'GOALS ms/FE':>11} "
-          f"{'FE/step':>7} {'overhead':>8} {'torch.optim':>11}")
+          f"{'FE/step':>7} {'overhead':>8} {'+-':>5} {'torch.optim':>11}")
     worst: dict[str, float] = {}
     worst_where: dict[str, str] = {}
     for case in cases(args.quick):
@@ -145,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(problem, direction, case.repeats, case.steps, case.warmup)
             print(f"{case.label:28} {problem.parameter_count:>9} {direction:9} "
                   f"{row['bare_ms']:>10.3f} {row['goals_ms']:>11.3f} {row['fe_per_step']:>7.2f} "
-                  f"{percent(row['overhead']):>8} {percent(row['reference_overhead']):>11}",
+                  f"{percent(row['overhead']):>8} {percent(row['spread']):>5} "
+                  f"{percent(row['reference_overhead']):>11}",
                   flush=True)
             if row["overhead"] >= worst.get(case.label, -float("inf")):
                 worst[case.label], worst_where[case.label] = row["overhead"], direction
