@@ -166,9 +166,10 @@ class RandomCropFlip:
         rows = offsets[0].view(n, 1) + torch.arange(h, device=x.device)
         cols = offsets[1].view(n, 1) + torch.arange(w, device=x.device)
         cols = torch.where(flips.view(n, 1), cols.flip(1), cols)
-        batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-        channel = torch.arange(c, device=x.device).view(1, c, 1, 1)
-        return padded[batch, channel, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+        # One gather along the flattened padded image (faster than four-index indexing).
+        flat_index = rows.view(n, h, 1) * (w + 2 * p) + cols.view(n, 1, w)
+        flat_index = flat_index.view(n, 1, h * w).expand(n, c, h * w)
+        return padded.flatten(2).gather(2, flat_index).view(n, c, h, w)
 
     def __repr__(self) -> str:
         return f"RandomCropFlip(padding={self.padding}, flip=0.5)"

@@ -53,6 +53,13 @@ RECORD_FIELDS = (
 )
 
 
+def _sum_float64(scalars: list[Tensor]) -> Tensor:
+    """Sum 0-dim tensors in float64, so parameters of mixed dtypes combine without loss."""
+    if all(scalar.dtype == scalars[0].dtype for scalar in scalars):
+        return torch.stack(scalars).sum(dtype=torch.float64)
+    return torch.stack([scalar.to(torch.float64) for scalar in scalars]).sum()
+
+
 class GOALS(Optimizer):
     r"""Line-search optimizer: ``x <- x + a d`` with ``d`` from SGD, RMSprop or Adam and ``a`` from
     a gradient-only line search (or the SLS-Armijo baseline).
@@ -300,14 +307,6 @@ class GOALS(Optimizer):
         if loss is None:
             raise ValueError("the closure returned None: it must return the loss")
         status["evaluations"] += 1
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is not None and param.grad.is_sparse:
-                    raise ValueError(
-                        f"parameter {self._parameter_name(param)} has a sparse gradient, which "
-                        "GOALS does not support; use dense gradients (e.g. "
-                        "nn.Embedding(sparse=False))"
-                    )
         return torch.as_tensor(loss).detach()
 
     def _capture_gradient(self) -> None:
@@ -321,20 +320,34 @@ class GOALS(Optimizer):
             for group in self.param_groups for param in group["params"]
             if param.requires_grad and param.grad is not None
         ]
-        if not candidates:
-            flags: list[bool] = []
+        for param, _ in candidates:
+            if param.grad.is_sparse:
+                raise ValueError(
+                    f"parameter {self._parameter_name(param)} has a sparse gradient, which "
+                    "GOALS does not support; use dense gradients (e.g. "
+                    "nn.Embedding(sparse=False))"
+                )
+        if candidates:
+            # The largest |g| is zero only for an all-zero gradient (NaN and inf count as
+            # non-zero); unlike the 2-norm it cannot underflow.
+            largest = torch._foreach_norm([param.grad for param, _ in candidates], ord=math.inf)
+            flags = torch.stack(largest).ne(0).tolist()
         else:
-            flags = torch.stack([param.grad.ne(0).any() for param, _ in candidates]).tolist()
+            flags = []
+        kept: dict[float, list[tuple[Tensor, Tensor]]] = {}
         for (param, weight_decay), nonzero in zip(candidates, flags):
             state = self.state[param]
             if not nonzero and not state:
                 continue
             if "gradient" not in state:
                 state["gradient"] = torch.empty_like(param, memory_format=torch.preserve_format)
-            state["gradient"].copy_(param.grad)
-            if weight_decay:
-                state["gradient"].add_(param, alpha=weight_decay)
             state["active"] = bool(nonzero)
+            kept.setdefault(weight_decay, []).append((param, state["gradient"]))
+        for weight_decay, pairs in kept.items():
+            params, gradients = [p for p, _ in pairs], [g for _, g in pairs]
+            torch._foreach_copy_(gradients, [p.grad for p in params])
+            if weight_decay:
+                torch._foreach_add_(gradients, params, alpha=weight_decay)
         for group in self.param_groups:
             for param in group["params"]:
                 if param.grad is None and self.state.get(param):
@@ -485,11 +498,11 @@ class GOALS(Optimizer):
     ) -> tuple[float, float]:
         """Return ``F'(0) = d . g`` and ``||d||``, falling back to ``d = -g`` if not descent."""
         gradients = [self.state[p]["gradient"] for p in params]
+        dots = [torch.vdot(d.flatten(), g.flatten()) for d, g in zip(directions, gradients)]
         sums = torch.stack([
-            torch.stack([torch.vdot(d.flatten(), g.flatten()) for d, g in zip(directions,
-                                                                              gradients)]).sum(),
-            torch.stack([torch.vdot(d.flatten(), d.flatten()) for d in directions]).sum(),
-            torch.stack([torch.vdot(g.flatten(), g.flatten()) for g in gradients]).sum(),
+            _sum_float64(dots),
+            _sum_float64(torch._foreach_pow(torch._foreach_norm(directions), 2)),
+            _sum_float64(torch._foreach_pow(torch._foreach_norm(gradients), 2)),
         ])
         derivative_at_zero, direction_sq, gradient_sq = sums.tolist()
         # Not a descent direction (or not finite): use steepest descent this iteration.
@@ -536,16 +549,15 @@ class GOALS(Optimizer):
         self._move(params, starts, directions, step_size)
         self._restore_trial_state()
         loss = self._call_closure(closure, status)
-        terms = [loss.to(directions[0].device).reshape(())]
+        terms = [torch.vdot(direction.flatten(), param.grad.flatten())
+                 for param, direction in zip(params, directions) if param.grad is not None]
         for param, direction, weight_decay in zip(params, directions, self._weight_decays):
-            if param.grad is not None:
-                terms.append(torch.vdot(direction.flatten(), param.grad.flatten()))
             if weight_decay:
                 terms.append(weight_decay * torch.vdot(direction.flatten(), param.flatten()))
-        # Scalars are summed in float64 so mixed parameter dtypes combine without loss.
-        terms = [term.to(torch.float64) for term in terms]
-        derivative_sum = torch.stack(terms[1:]).sum() if len(terms) > 1 else terms[0] * 0
-        loss_value, derivative = torch.stack([terms[0], derivative_sum]).tolist()
+        derivative = _sum_float64(terms) if terms else torch.zeros((), dtype=torch.float64,
+                                                                      device=loss.device)
+        loss_value, derivative = torch.stack(
+            [loss.to(derivative.device, torch.float64).reshape(()), derivative]).tolist()
         status["trial_loss"] = loss_value
         if not (math.isfinite(loss_value) and math.isfinite(derivative)):
             return math.nan
