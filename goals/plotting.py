@@ -350,7 +350,7 @@ def plot_step_sizes(trace: pd.DataFrame, title: str | None = None, x: str = "ite
             lambda v: v.rolling(smooth, min_periods=1, center=True).median())
     chosen = ordered_strategies(strategies or trace["strategy"].unique())
     fig, axes = plt.subplots(1, len(directions), squeeze=False, sharey=False,
-                             figsize=(3.6 * len(directions) + 1.8, 2.9))
+                             figsize=(3.6 * len(directions) + 1.8, 3.4))
     for col, direction in enumerate(directions):
         ax = axes[0][col]
         sub = trace[(trace["direction"] == direction) & (trace["step_size"] > 0)]
@@ -363,7 +363,7 @@ def plot_step_sizes(trace: pd.DataFrame, title: str | None = None, x: str = "ite
         ax.set_xlabel("iteration" if x == "iteration" else "function evaluations (FEs)")
         if col == 0:
             ax.set_ylabel("step size (learning rate)"
-                          + (f", rolling median of {smooth}" if smooth > 1 else ""))
+                          + (f"\nrolling median of {smooth} iterations" if smooth > 1 else ""))
     _figure_legend(fig, axes)
     if title:
         fig.suptitle(title, y=1.02)
