@@ -118,8 +118,10 @@ class GOALS(Optimizer):
             derivative, so the line search minimises the same regularised loss.
         running_stats: buffers to protect from trial evaluations, normally
             ``goals.running_stat_buffers(model)`` (BatchNorm running means, variances and
-            counters). Each trial starts from the values at the start of the step, so after a
-            step they hold exactly one update, from the accepted point [ours].
+            counters). Each trial starts from the values at the start of the step, so a step adds
+            exactly one update, from the accepted point [ours]; a step that evaluates its start
+            point (the first step, every Armijo step) keeps that evaluation's update too, as
+            plain training would. Without this argument every trial updates them.
         fresh_randomness: ``True`` (default, dynamic MBSS): dropout and other torch randomness
             differ at every evaluation. ``False``: the global torch RNG is rewound before every
             evaluation of a step, so all trials of one search see the same dropout masks.
@@ -162,6 +164,23 @@ class GOALS(Optimizer):
         running_stats: Iterable[Tensor] | None = None,
         fresh_randomness: bool = True,
     ) -> None:
+        numbers = dict(
+            initial_step=initial_step, step_size_min=step_size_min, step_size_max=step_size_max,
+            max_update_norm=max_update_norm, growth=growth, tolerance=tolerance,
+            max_refinements=max_refinements, max_evaluations=max_evaluations,
+            max_extrapolation=max_extrapolation, curvature=curvature,
+            sufficient_decrease=sufficient_decrease, backtrack=backtrack,
+            reset_factor=reset_factor, momentum=momentum, alpha=alpha, eps=eps,
+            weight_decay=weight_decay,
+        )
+        for name, value in [*numbers.items(), *(("betas", beta) for beta in betas)]:
+            if (name != "initial_step" or value is not None) and (
+                    isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(
+                    f"{name} must be a number, got {value!r} of type {type(value).__name__}"
+                    + ("; YAML reads 1e-3 as a string: write 1.0e-3" if isinstance(value, str)
+                       else "")
+                )
         if direction not in DIRECTION_RULES:
             raise ValueError(f"direction={direction!r}; choose one of {sorted(DIRECTION_RULES)}")
         if line_search not in LINE_SEARCHES:
@@ -218,6 +237,8 @@ class GOALS(Optimizer):
         self.running_stats = list(running_stats) if running_stats is not None else []
         self._stat_snapshots = [buffer.clone() for buffer in self.running_stats]
         self._weight_decays: list[float] = []  # per active parameter, set at each step
+        self._warned: set[str] = set()
+        self._previous_batch: Any = None
 
     # ----------------------------------------------------------------------------------------
     # Set-up and checks
@@ -274,6 +295,19 @@ class GOALS(Optimizer):
         if STATUS_KEY in self.state:
             self.state[STATUS_KEY] = copy.deepcopy(self.state[STATUS_KEY])
 
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    def _check_resampled(self, closure: Callable[..., Any]) -> None:
+        """Armijo: warn once if a static closure still holds the previous step's batch."""
+        batch = getattr(closure, "last_batch", None)
+        if batch is not None and batch is self._previous_batch:
+            self._warn_once("resample", "line_search='armijo': the closure kept the previous "
+                            "step's batch; call closure.resample() before each step")
+        self._previous_batch = batch
+
     @staticmethod
     def _refuse_distributed() -> None:
         distributed = torch.distributed
@@ -327,6 +361,12 @@ class GOALS(Optimizer):
                     "GOALS does not support; use dense gradients (e.g. "
                     "nn.Embedding(sparse=False))"
                 )
+        if not candidates and all(param.grad is None for group in self.param_groups
+                                  for param in group["params"]):
+            raise ValueError(
+                "no parameter has a gradient after the closure ran: the closure must call "
+                "loss.backward() (and the parameters must be the ones the loss depends on)"
+            )
         if candidates:
             # The largest |g| is zero only for an all-zero gradient (NaN and inf count as
             # non-zero); unlike the 2-norm it cannot underflow.
@@ -403,6 +443,9 @@ class GOALS(Optimizer):
                       refinements=0, nonfinite=0, hit_min=False, hit_max=False,
                       criterion_met=False)
 
+        if search == "armijo":
+            self._check_resampled(closure)
+
         # 1. Gradient at the current point: reused from the last step, or one FE here.
         if search == "armijo" or not status["gradient_valid"]:
             status["loss"] = self._evaluate_here(closure, status)
@@ -445,6 +488,10 @@ class GOALS(Optimizer):
         else:
             # Nothing to search along: stay, and keep the start gradient for the next step.
             status["gradient_valid"] = bool(params) and math.isfinite(derivative_at_zero)
+            if params and not math.isfinite(derivative_at_zero):
+                self._warn_once("nonfinite", "the loss or gradient at the current point is not "
+                                "finite: no step is taken (the run has diverged or the closure "
+                                "returns NaN)")
 
         status["iteration"] += 1
         record.update(

@@ -457,3 +457,52 @@ def test_gradient_reuse_costs_no_evaluation_at_the_start():
     assert first >= 3
     median = sorted(r["evaluations"] for r in records)[len(records) // 2]
     assert median == 2
+
+
+def test_numbers_given_as_strings_are_a_clear_type_error():
+    params = [nn.Parameter(torch.zeros(2))]
+    with pytest.raises(TypeError, match="initial_step must be a number.*write 1.0e-3"):
+        goals.GOALS(params, initial_step="1e-3")
+    with pytest.raises(TypeError, match="betas must be a number"):
+        goals.GOALS(params, betas=(0.9, None))
+
+
+def test_closure_without_backward_is_a_clear_error():
+    model = small_model()
+    inputs, targets = regression_problem()
+    optimizer = goals.GOALS(model.parameters())
+
+    def closure():
+        optimizer.zero_grad()
+        return nn.functional.mse_loss(model(inputs), targets)
+
+    with pytest.raises(ValueError, match="must call loss.backward"):
+        optimizer.step(closure)
+
+
+def test_armijo_warns_once_when_the_batch_is_not_resampled(caplog):
+    _, closure, optimizer = setup("armijo")
+    closure.resample()
+    with caplog.at_level("WARNING", logger="goals.optimizer"):
+        optimizer.step(closure)
+        assert "resample" not in caplog.text
+        optimizer.step(closure)
+        optimizer.step(closure)
+    assert caplog.text.count("call closure.resample()") == 1
+
+
+def test_nonfinite_start_point_takes_no_step_and_warns(caplog):
+    point = nn.Parameter(torch.ones(2))
+    optimizer = goals.GOALS([point])
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (point * math.nan).sum()
+        loss.backward()
+        return loss
+
+    with caplog.at_level("WARNING", logger="goals.optimizer"):
+        optimizer.step(closure)
+    assert torch.equal(point.detach(), torch.ones(2))
+    assert optimizer.last_record["step_size"] == 0.0
+    assert "not finite" in caplog.text
