@@ -14,8 +14,10 @@ Examples::
 override. Every field is checked before any work starts; a bad one stops the command with a
 message naming it and exit status 2. Messages go to standard error through :mod:`logging`.
 
-Exit status: 0 on success (a diverged run is a result, not an error), 1 when a ``run`` failed or
-sweep jobs ended without a record, 2 for invalid input or missing data.
+Exit status: 0 on success (a diverged run is a result, not an error), 1 when a ``run`` failed,
+when any run of a sweep has a ``failed`` record (new or recorded by an earlier call; rerun them
+with ``--retry-failed``) or sweep jobs ended without a record, 2 for invalid input or missing
+data.
 """
 
 from __future__ import annotations
@@ -188,7 +190,17 @@ def _sweep(args: argparse.Namespace) -> int:
     logger.info("%d runs: %d already recorded, %d run now %s in %.1f s; records in %s",
                 summary["total"], summary["skipped"], summary["ran"], summary["statuses"],
                 summary["wall_time"], Path(summary["out_dir"]) / "records")
-    return 1 if summary["lost"] else 0
+    status = 0
+    if summary["failed"]:
+        first_line = str(summary["first_error"]).strip().splitlines()[0]
+        logger.error("%d of %d runs of the sweep failed; first error: %s; use --retry-failed to "
+                     "run them again", summary["failed"], summary["total"], first_line)
+        status = 1
+    if summary["lost"]:
+        logger.error("%d jobs ended without a record; run the sweep again to do them",
+                     summary["lost"])
+        status = 1
+    return status
 
 
 def _reproduce(argv: list[str]) -> int:

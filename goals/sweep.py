@@ -64,7 +64,15 @@ import yaml
 
 from goals.data import check_dataset
 from goals.paths import repo_root
-from goals.records import clean_stale, finished_runs, records_dir, run_id, write_record
+from goals.records import (
+    clean_stale,
+    finished_runs,
+    read_record,
+    record_path,
+    records_dir,
+    run_id,
+    write_record,
+)
 from goals.runs import CONFIG_FIELDS, ConfigError, run_one, validate_config
 
 logger = logging.getLogger(__name__)
@@ -235,8 +243,12 @@ def run_sweep(
 
     Returns:
         Summary: ``out_dir``, ``total`` runs in the sweep, ``skipped`` (already recorded),
-        ``ran`` (records written by this call), ``lost`` (jobs that ended without a record),
-        ``statuses`` (status counts over this call's runs), ``wall_time``.
+        ``skipped_failed`` (failed records skipped because ``retry_failed`` is off), ``ran``
+        (records written by this call), ``lost`` (jobs that ended without a record),
+        ``statuses`` (status counts over this call's runs), ``failed`` (runs of the sweep whose
+        record says ``failed``, new or older), ``failed_run_ids``, ``first_error`` (error text
+        of the first of them, or ``None``), ``wall_time``. Failed runs do not raise: the
+        command line turns them into exit status 1.
 
     Raises:
         ConfigError, goals.data.DataNotFoundError, SweepError: before any run starts.
@@ -258,6 +270,11 @@ def run_sweep(
             if rid not in finished or (retry_failed and finished[rid] == "failed")]
     logger.info("sweep %s: %d runs, %d already recorded, %d to run (%s executor)", out_dir,
                 len(prepared), len(prepared) - len(todo), len(todo), executor)
+    skipped_failed = 0 if retry_failed else sum(
+        1 for rid, _ in prepared if finished.get(rid) == "failed")
+    if skipped_failed:
+        logger.warning("%d recorded runs failed; use --retry-failed to run them again "
+                       "(retry_failed=True from Python)", skipped_failed)
 
     results: list[tuple[str, str]] = []
     lost = 0
@@ -275,17 +292,33 @@ def run_sweep(
         finally:
             bar.close()
 
+    failed, first_error = _failed_runs(out_dir, [rid for rid, _ in prepared])
     summary = {
         "out_dir": str(out_dir),
         "total": len(prepared),
         "skipped": len(prepared) - len(todo),
+        "skipped_failed": skipped_failed,
         "ran": len(results),
         "lost": lost,
         "statuses": dict(collections.Counter(status for _, status in results)),
+        "failed": len(failed),
+        "failed_run_ids": failed,
+        "first_error": first_error,
         "wall_time": time.perf_counter() - started,
     }
     logger.info("sweep %s done: %s", out_dir, summary)
     return summary
+
+
+def _failed_runs(out_dir: Path, run_ids: Sequence[str]) -> tuple[list[str], str | None]:
+    """Run ids of the sweep whose record says ``failed`` (new or older), and the first error."""
+    finished = finished_runs(out_dir)
+    failed = [rid for rid in run_ids if finished.get(rid) == "failed"]
+    first_error = None
+    if failed:
+        record = read_record(record_path(out_dir, failed[0])) or {}
+        first_error = str(record.get("error") or "no error text recorded")
+    return failed, first_error
 
 
 def sweep_profile(

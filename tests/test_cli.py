@@ -145,3 +145,44 @@ def test_run_help_lists_fields(capsys):
     assert caught.value.code == 0
     text = capsys.readouterr().out
     assert "budget_fe" in text and "eval_every" in text and "optimizer" in text
+
+
+def write_profile(tmp_path, grid_lines: str, name: str = "mini.yaml"):
+    profile = tmp_path / name
+    profile.write_text("sweep:\n  out: " + str(tmp_path / "out") + "\n  base:\n"
+                       "    model: mlp\n    width: 0.5\n    budget_fe: 12\n    eval_every: 6\n"
+                       "    eval_size: 100\n    strategy: constant\n  grid:\n" + grid_lines)
+    return profile
+
+
+def test_sweep_with_failed_run_exits_1_and_rerun_says_so(tmp_path, caplog):
+    profile = write_profile(tmp_path, "    batch_size: [16, 5000]\n")
+    with caplog.at_level(logging.INFO):
+        assert main(["sweep", str(profile)]) == 1
+    assert "1 of 2 runs of the sweep failed" in caplog.text
+    assert "batch_size" in caplog.text and "--retry-failed" in caplog.text
+    assert sorted(finished_runs(tmp_path / "out").values()) == ["failed", "ok"]
+
+    # A rerun skips the failed record, says so, and still exits 1.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(["sweep", str(profile)]) == 1
+    assert "1 recorded runs failed; use --retry-failed to run them again" in caplog.text
+    assert "0 run now" in caplog.text
+
+
+def test_sweep_of_ok_runs_exits_0_with_failed_records_of_other_runs(tmp_path):
+    profile = write_profile(tmp_path, "    batch_size: [16, 5000]\n")
+    assert main(["sweep", str(profile)]) == 1
+    # The same folder, a sweep without the failing run (--set collapses the grid onto the ok
+    # run): a failed record of another sweep does not count.
+    assert main(["sweep", str(profile), "--set", "batch_size=16"]) == 0
+    only_ok = write_profile(tmp_path, "    batch_size: [16]\n", name="ok.yaml")
+    assert main(["sweep", str(only_ok)]) == 0
+
+
+def test_diverged_runs_do_not_fail_the_sweep(tmp_path, caplog):
+    profile = write_profile(tmp_path, "    seed: [0]\n")
+    with caplog.at_level(logging.INFO):
+        assert main(["sweep", str(profile), "--set", "optimizer.lr=1.0e6"]) == 0
+    assert list(finished_runs(tmp_path / "out").values()) == ["diverged"]

@@ -136,10 +136,18 @@ def test_failing_run_is_recorded_and_sweep_goes_on(tmp_path):
     failed = runs[runs["status"] == "failed"]
     assert len(failed) == 1 and "batch_size" in failed["error"].iloc[0]
 
-    # A failed run is skipped like any other unless asked to retry it.
-    assert run_sweep(configs, tmp_path)["ran"] == 0
+    assert summary["failed"] == 1 and "batch_size" in summary["first_error"]
+    assert summary["failed_run_ids"] == [run_id(configs[2])]
+
+    # A failed run is skipped like any other unless asked to retry it; the summary still
+    # counts it, and says it was skipped.
+    again = run_sweep(configs, tmp_path)
+    assert again["ran"] == 0 and again["failed"] == 1 and again["skipped_failed"] == 1
     retried = run_sweep(configs, tmp_path, retry_failed=True)
     assert retried["ran"] == 1 and retried["statuses"] == {"failed": 1}
+    assert retried["skipped_failed"] == 0 and retried["failed"] == 1
+    # Runs of another sweep in the same folder are not counted.
+    assert run_sweep(configs[:2], tmp_path)["failed"] == 0
 
 
 def test_invalid_sweep_fails_before_any_run(tmp_path):
