@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     if optimizer:
         config["optimizer"] = optimizer
 
-    config = validate_config(config, check_data=True)
+    config = validate_config(config, check_data=True, check_device=True)
     record = run_one(config)
     path = write_record(record, args.out)
     final = record["final"]
@@ -178,7 +178,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         from goals.records import finished_runs
 
-        prepared = prepare(configs)
+        prepared = prepare(configs, check_device=executor != "submitit")
         finished = finished_runs(out_dir)
         todo = [rid for rid, _ in prepared if rid not in finished]
         logger.info("%d runs valid; %d recorded in %s, %d to run with the %s executor",

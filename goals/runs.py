@@ -144,12 +144,16 @@ def default_config() -> dict[str, Any]:
     return config
 
 
-def validate_config(config: dict[str, Any], check_data: bool = False) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], check_data: bool = False,
+                    check_device: bool = False) -> dict[str, Any]:
     """Check a configuration and return it complete and normalised.
 
     Args:
         config: the fields to set; missing ones take their defaults.
         check_data: also check that the data set can be found (:func:`goals.data.check_dataset`).
+        check_device: also check that ``device`` exists on this machine (:func:`check_device`).
+            Off by default, so configurations made for another machine (a GPU profile read on a
+            laptop) still validate and hash to their run ids.
 
     Returns:
         A new dict with every field of :data:`CONFIG_FIELDS`, ints turned into floats where
@@ -189,6 +193,8 @@ def validate_config(config: dict[str, Any], check_data: bool = False) -> dict[st
     except ValueError as error:
         raise ConfigError(str(error)) from error
     _check_device(normalised["device"])
+    if check_device:
+        check_device_available(normalised["device"])
     if normalised["subset"] is not None and normalised["batch_size"] > normalised["subset"]:
         raise ConfigError(f"batch_size: {normalised['batch_size']} is larger than subset "
                           f"{normalised['subset']}")
@@ -233,6 +239,28 @@ def _check_device(device: str) -> None:
         raise ConfigError(f"device: {device!r} is not a torch device ({error})") from error
     if parsed.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device: {device!r}; expected cpu, cuda, cuda:N or mps")
+
+
+def check_device_available(device: str) -> None:
+    """Check that a torch device string names a device this machine has.
+
+    Raises:
+        ConfigError: naming the ``device`` field and what to write instead.
+    """
+    parsed = torch.device(device)
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {device!r}, but this machine has no CUDA device; use "
+                              f"device: cpu")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"device: {device!r}, but this machine has {count} CUDA "
+                              f"device(s) (cuda:0 to cuda:{count - 1}); use device: cuda")
+    elif parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ConfigError(f"device: {device!r}, but this machine has no MPS device; use "
+                              f"device: cpu")
 
 
 # --- the run ------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ A profile (``profiles/<name>.yaml``) holds its sweep under the ``sweep:`` key::
 
 Runs are crossed in the grid's key order (the last key varies fastest). :func:`run_sweep`:
 
-1. checks every configuration (:func:`goals.runs.validate_config`) and that each data set can be
-   found, before any run starts;
+1. checks every configuration (:func:`goals.runs.validate_config`), that each data set can be
+   found and that each ``device`` exists on this machine (not for the submitit executor, whose
+   jobs run elsewhere), before any run starts;
 2. writes ``<out>/manifest.json`` (all run ids and configurations of the sweep), so readers know
    which runs are expected and can tell missing ones apart (the last sweep started in a folder
    writes its manifest; records of earlier sweeps there stay valid);
@@ -185,18 +186,26 @@ def profile_out_dir(profile: str | os.PathLike | dict[str, Any]) -> Path:
 # --- running ------------------------------------------------------------------------------------
 
 
-def prepare(configs: Iterable[dict[str, Any]], check_data: bool = True
-            ) -> list[tuple[str, dict[str, Any]]]:
+def prepare(configs: Iterable[dict[str, Any]], check_data: bool = True,
+            check_device: bool | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Validate configurations (and data), returning ``(run_id, config)`` pairs without duplicates.
+
+    Args:
+        configs: run configurations.
+        check_data: also check that each data set can be found.
+        check_device: also check that each ``device`` exists on this machine (default: as
+            ``check_data``).
 
     Raises:
         ConfigError: naming the run (by position and problem) and the field.
         goals.data.DataNotFoundError: a data set is missing.
     """
+    if check_device is None:
+        check_device = check_data
     prepared: dict[str, dict[str, Any]] = {}
     for index, config in enumerate(configs):
         try:
-            complete = validate_config(config)
+            complete = validate_config(config, check_device=check_device)
         except ConfigError as error:
             raise ConfigError(f"run {index} of the sweep: {error}") from error
         prepared.setdefault(run_id(complete), complete)
@@ -259,7 +268,8 @@ def run_sweep(
                                 or workers < 1):
         raise SweepError(f"workers: expected a positive integer or null, got {workers!r}")
     started = time.perf_counter()
-    prepared = prepare(configs)
+    # Submitit jobs run on other machines: their devices cannot be checked from here.
+    prepared = prepare(configs, check_device=executor != "submitit")
     out_dir = Path(out_dir)
     records_dir(out_dir).mkdir(parents=True, exist_ok=True)
     _write_manifest(out_dir, prepared)

@@ -186,3 +186,16 @@ def test_diverged_runs_do_not_fail_the_sweep(tmp_path, caplog):
     with caplog.at_level(logging.INFO):
         assert main(["sweep", str(profile), "--set", "optimizer.lr=1.0e6"]) == 0
     assert list(finished_runs(tmp_path / "out").values()) == ["diverged"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", *TINY, "device=cuda"],
+    ["sweep", "tiny", "--set", "device=cuda"],
+    ["sweep", "tiny", "--set", "device=cuda:0", "--dry-run"],
+])
+def test_missing_cuda_is_rejected_before_work(argv, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.ERROR):
+        assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert "device:" in caplog.text and "no CUDA device; use device: cpu" in caplog.text
+    assert not records_dir(tmp_path).exists()

@@ -164,3 +164,32 @@ def test_yaml_float_hint():
 def test_static_mbss_for_a_gradient_only_search():
     record = run_one(dict(TINY, strategy="goals", mbss="static"))
     assert record["status"] == "ok" and record["config"]["mbss"] == "static"
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_missing_cuda_device_is_rejected_when_checked(device, no_cuda):
+    with pytest.raises(ConfigError, match="device: .*no CUDA device; use device: cpu"):
+        validate_config({"device": device}, check_device=True)
+    # Unchecked (the default), a GPU configuration still validates, e.g. to compute run ids.
+    assert validate_config({"device": device})["device"] == device
+    assert validate_config({"device": "cpu"}, check_device=True)["device"] == "cpu"
+
+
+def test_cuda_index_beyond_the_visible_devices_is_rejected(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert validate_config({"device": "cuda:1"}, check_device=True)["device"] == "cuda:1"
+    with pytest.raises(ConfigError, match="device: 'cuda:2'.*2 CUDA device"):
+        validate_config({"device": "cuda:2"}, check_device=True)
+
+
+def test_missing_mps_device_is_rejected(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no MPS device; use device: cpu"):
+        validate_config({"device": "mps"}, check_device=True)

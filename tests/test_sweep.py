@@ -244,3 +244,13 @@ def test_profile_errors(tmp_path):
     path.write_text("notebooks: {}\n")
     with pytest.raises(SweepError, match="no 'sweep:'"):
         sweep_section(str(path))
+
+
+def test_missing_cuda_fails_the_sweep_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    configs = six_configs()[:1] + [dict(BASE, device="cuda")]
+    with pytest.raises(ConfigError, match="run 1 of the sweep: device: .*use device: cpu"):
+        run_sweep(configs, tmp_path)
+    assert not records_dir(tmp_path).exists()
+    # Without the machine checks (reading a GPU profile elsewhere) the configuration is valid.
+    assert len(prepare(configs, check_data=False)) == 2
