@@ -54,6 +54,16 @@ Rules (each one has a hand-computed test in ``tests/test_robust.py``)
    profile, a warning is logged, and it is listed by :func:`dropped_problems` (and in
    ``robustness_report``'s ``dropped_*`` tables) with the reason.
 
+8. **Nothing to rank.** When no problem is left after rule 7 (every run failed or diverged, or
+   there are no runs), no ranking is published: :func:`robust_ranking`, :func:`rank_strategies`
+   and :func:`robustness_report` raise :class:`NoUsableRunsError`, whose message says how many runs
+   failed and diverged and quotes the first error of the runs frame's ``error`` column (see
+   :func:`failure_summary`). A table with every strategy at rank 1 on zero problems would look
+   like a real result. ``n_failed`` in a ranking counts the strategy's failed runs on every
+   problem of the comparison, the dropped ones included, so failures stay visible even when a
+   problem could not be compared. Within :func:`rank_by_direction`, a direction with nothing to
+   rank is left out with a warning.
+
 Per search direction, the same criterion is computed within each direction's problems
 (:func:`rank_by_direction`): the paper's "recommended learning rate for a class of search
 directions" finding.
@@ -102,6 +112,109 @@ METRIC_LABELS: dict[str, str] = {
 }
 #: Denominator floor of the relative deviation (rule 3).
 ZERO_FLOOR = 1e-6
+
+
+#: Hint appended to :func:`failure_summary` by default: how to get usable runs.
+RETRY_HINT = ("Fix the cause, then rerun notebook 02_optimizer_comparison (or the sweep) with "
+              "retry_failed=True.")
+
+
+class NoUsableRunsError(ValueError):
+    """No problem is left to compare strategies on: every run failed or diverged, or none exist.
+
+    Raised instead of publishing a ranking (or figures) built from no data (rule 8).
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Run status: failed runs and why
+# --------------------------------------------------------------------------------------------
+
+
+def _first_line(text: Any, width: int = 200) -> str:
+    """First non-empty line of an error text, cut to ``width`` characters."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        return ""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= width else f"{line[: width - 3]}..."
+
+
+def failed_run_table(runs: pd.DataFrame, statuses: Sequence[str] = ("failed", "diverged"),
+                     *, width: int = 120) -> pd.DataFrame:
+    """Compact table of the runs whose status is in ``statuses``, with the first error line.
+
+    Args:
+        runs: tidy run records with ``status`` and, optionally, ``error``.
+        statuses: statuses to list.
+        width: the error text is cut to this many characters.
+
+    Returns:
+        Columns ``dataset, model, direction, strategy, seed, status, error`` (those present in
+        ``runs``), one row per listed run, in the order of ``runs``.
+    """
+    _check_columns(runs, ["status"], "runs")
+    columns = [c for c in ("dataset", "model", "direction", "strategy", "seed", "status")
+               if c in runs.columns]
+    chosen = runs[runs["status"].astype(str).str.lower().isin(list(statuses))]
+    out = chosen[columns].copy()
+    errors = chosen["error"] if "error" in chosen.columns else pd.Series("", index=chosen.index)
+    out["error"] = [_first_line(e, width) for e in errors]
+    return out.reset_index(drop=True)
+
+
+def failure_summary(runs: pd.DataFrame, *, hint: str | None = RETRY_HINT) -> str:
+    """One paragraph on why nothing is usable: counts by status and the first error text.
+
+    Args:
+        runs: tidy run records with ``status`` and, optionally, ``error`` and ``run_id``.
+        hint: sentence appended at the end (default :data:`RETRY_HINT`); ``None`` for none.
+
+    Returns:
+        E.g. ``"6 of 6 runs failed and 0 diverged. First error (run r1, goals, seed 0):
+        ValueError: corrupt image. Fix the cause, ..."``.
+    """
+    if runs.empty:
+        text = "No run is recorded."
+    else:
+        _check_columns(runs, ["status"], "runs")
+        status = runs["status"].astype(str).str.lower()
+        n_failed, n_diverged = int((status == "failed").sum()), int((status == "diverged").sum())
+        text = f"{n_failed} of {len(runs)} runs failed and {n_diverged} diverged."
+        if "error" in runs.columns:
+            has_error = runs["error"].map(lambda e: bool(_first_line(e)))
+            if has_error.any():
+                first = runs[has_error].iloc[0]
+                where = ", ".join(f"{first[c]}" if c != "seed" else f"seed {first[c]}"
+                                  for c in ("run_id", "strategy", "direction", "seed")
+                                  if c in runs.columns)
+                line = _first_line(first["error"])
+                text += f" First error (run {where}): {line}"
+                text += "" if line.endswith((".", "!", "?")) else "."
+            elif n_failed:
+                text += " The records hold no error text."
+    return f"{text} {hint}" if hint else text
+
+
+def require_evaluations(runs: pd.DataFrame, evals: pd.DataFrame, *,
+                        hint: str | None = RETRY_HINT) -> pd.DataFrame:
+    """Stop with a clear message when no run has evaluations; else list the failed runs.
+
+    Args:
+        runs: tidy run records of the sweep.
+        evals: tidy evaluation records of the same runs.
+        hint: see :func:`failure_summary`.
+
+    Returns:
+        :func:`failed_run_table` of ``runs`` (empty when every run is ``ok``).
+
+    Raises:
+        NoUsableRunsError: ``evals`` has no rows, with :func:`failure_summary` as the message.
+    """
+    if evals.empty:
+        raise NoUsableRunsError(
+            f"No run has evaluations to plot. {failure_summary(runs, hint=hint)}")
+    return failed_run_table(runs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,7 +330,7 @@ def aggregate(
     """
     problem = list(problem)
     if runs.empty:
-        raise ValueError("runs has no rows: nothing to aggregate")
+        raise NoUsableRunsError("runs has no rows: nothing to aggregate")
     values = per_seed_values(runs, metric, problem, failed=failed)
     rows = []
     for key, group in values.groupby([*problem, "strategy"], sort=False, dropna=False):
@@ -295,7 +408,7 @@ def relative_deviations(
     problem = list(problem)
     _check_columns(agg, [*problem, "strategy", "median"], "agg")
     if agg.empty:
-        raise ValueError("agg has no rows: no problem to compare strategies on")
+        raise NoUsableRunsError("agg has no rows: no problem to compare strategies on")
     if (agg["median"] < 0).any():
         raise ValueError("medians must be >= 0 for a relative deviation")
     names = strategy_order(strategies if strategies is not None else agg["strategy"].unique())
@@ -377,6 +490,28 @@ def _mean_case(rd: np.ndarray) -> float:
     return float(rd.mean())
 
 
+def _nothing_left_message(dev: pd.DataFrame, problem: Sequence[str], *,
+                          count_failed: bool = True) -> str:
+    """Why no problem of ``dev`` can be compared (every one dropped, rule 7)."""
+    dropped = dropped_problems(dev, problem)
+    if dropped.empty:
+        return "No problem to compare strategies on."
+    reasons = ", ".join(f"{n} {why}" for why, n in dropped["reason"].value_counts().items())
+    text = (f"No problem left to compare strategies on: all {len(dropped)} problem(s) dropped "
+            f"({reasons})")
+    if count_failed and "n_failed" in dev:
+        text += f"; {int(dev['n_failed'].sum())} failed run(s)"
+    return f"{text}."
+
+
+def _require_rankable(dev: pd.DataFrame, runs: pd.DataFrame, problem: Sequence[str]) -> None:
+    """Raise :class:`NoUsableRunsError` with the runs' failure summary when nothing is left."""
+    if dev["dropped"].all():
+        raise NoUsableRunsError(
+            f"{_nothing_left_message(dev, problem, count_failed=False)} "
+            f"{failure_summary(runs)}")
+
+
 def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> pd.DataFrame:
     """Relative robust criterion ``R``, mean ``RD``, best counts and the ranking.
 
@@ -386,14 +521,19 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
 
     Returns:
         Indexed by strategy, sorted by ``rank`` then ``mean_rd``: ``label, rank, R, mean_rd,
-        n_best, n_problems`` (problems in the criterion), ``n_diverged, n_missing, n_failed``
-        (failed runs on those problems), ``worst_problem`` (the problem attaining ``R``, or the
+        n_best, n_problems`` (problems in the criterion), ``n_diverged, n_missing``, ``n_failed``
+        (failed runs on every problem of ``dev``, dropped ones included), ``worst_problem`` (the problem attaining ``R``, or the
         first diverged/missing one). ``rank`` is ascending ``R`` with ties sharing the lowest
         rank; ``inf`` after finite, NaN last.
+
+    Raises:
+        NoUsableRunsError: no problem is left to compare on (rule 8).
     """
     problem = list(problem or dev.attrs.get("problem", PROBLEM))
     kept = dev[~dev["dropped"]]
     n_problems = kept[problem].drop_duplicates().shape[0]
+    if n_problems == 0:
+        raise NoUsableRunsError(_nothing_left_message(dev, problem))
     rows = []
     for strategy in strategy_order(dev["strategy"].unique()):
         mine = kept[kept["strategy"] == strategy]
@@ -413,7 +553,8 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
             "n_problems": n_problems,
             "n_diverged": int(np.isinf(rd).sum()),
             "n_missing": int(np.isnan(rd).sum()),
-            "n_failed": int(mine["n_failed"].sum()) if "n_failed" in mine else 0,
+            "n_failed": (int(dev.loc[dev["strategy"] == strategy, "n_failed"].sum())
+                         if "n_failed" in dev else 0),
             "worst_problem": worst_problem,
         })
     ranking = pd.DataFrame(rows).set_index("strategy")
@@ -432,9 +573,14 @@ def rank_strategies(
     zero_floor: float = ZERO_FLOOR,
     failed: str = "exclude",
 ) -> pd.DataFrame:
-    """:func:`aggregate`, :func:`relative_deviations` and :func:`robust_ranking` in one call."""
+    """:func:`aggregate`, :func:`relative_deviations` and :func:`robust_ranking` in one call.
+
+    Raises:
+        NoUsableRunsError: nothing to rank (rule 8); the message quotes the first run error.
+    """
     agg = aggregate(runs, metric, problem, failed=failed)
     dev = relative_deviations(agg, problem, zero_floor=zero_floor)
+    _require_rankable(dev, runs, problem)
     return robust_ranking(dev, problem)
 
 
@@ -446,6 +592,10 @@ def rank_by_direction(dev: pd.DataFrame, direction: str = "direction") -> pd.Dat
 
     Returns:
         Long frame: ``direction, strategy`` followed by the columns of :func:`robust_ranking`.
+        A direction whose problems were all dropped is left out, with a warning.
+
+    Raises:
+        NoUsableRunsError: no direction has a problem to compare on.
     """
     problem = list(dev.attrs.get("problem", PROBLEM))
     if direction not in problem:
@@ -456,9 +606,15 @@ def rank_by_direction(dev: pd.DataFrame, direction: str = "direction") -> pd.Dat
     for value in order:
         sub = dev[dev[direction] == value]
         sub.attrs.update(dev.attrs)
+        if sub["dropped"].all():
+            logger.warning("direction %s left out of the per-direction ranking: %s", value,
+                           _nothing_left_message(sub, problem))
+            continue
         ranking = robust_ranking(sub, problem).reset_index()
         ranking.insert(0, direction, value)
         parts.append(ranking)
+    if not parts:
+        raise NoUsableRunsError(_nothing_left_message(dev, problem))
     out = pd.concat(parts, ignore_index=True)
     out.attrs.update(dev.attrs)
     return out
@@ -750,6 +906,10 @@ def describe_rank(ranking: pd.DataFrame, strategy: str, metric: str | None = Non
     if strategy not in ranking.index:
         return f"{label} has no runs in this comparison on {what}."
     row = ranking.loc[strategy]
+    if math.isnan(row["R"]) and int(row["n_missing"]) == int(row["n_problems"]):
+        failed = (f" ({int(row['n_failed'])} failed run(s))" if int(row["n_failed"]) else "")
+        return (f"{label} could not be ranked on {what}: it has no usable run on any of the "
+                f"{int(row['n_problems'])} compared problem(s){failed}, so it is listed last.")
     rank, total = int(row["rank"]), len(ranking)
     tied = [STRATEGY_LABELS.get(s, s) for s in ranking.index[ranking["rank"] == rank]
             if s != strategy]
@@ -840,8 +1000,15 @@ def robustness_report(
 
     Returns:
         The tables by name.
+
+    Raises:
+        NoUsableRunsError: nothing to rank (rule 8), before any file is written; the message
+            counts the failed and diverged runs and quotes the first error.
     """
     import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    for metric in metrics:  # check every metric before writing anything
+        rank_strategies(runs, metric, problem, zero_floor=zero_floor, failed=failed)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -858,6 +1025,7 @@ def robustness_report(
         what = METRIC_LABELS.get(metric, metric)
         agg = aggregate(runs, metric, problem, failed=failed)
         dev = relative_deviations(agg, problem, zero_floor=zero_floor)
+        _require_rankable(dev, runs, problem)
         ranking = robust_ranking(dev, problem)
         seeds = per_seed_values(runs, metric, problem, failed=failed)
         seeds.attrs["metric"] = metric

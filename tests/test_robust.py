@@ -453,3 +453,108 @@ def test_describe_directions_names_the_first_per_direction():
     assert "With SGD directions, GOALS (GOS-LSC) and Cosine rank first" in text
     assert "With Adam directions, Constant ranks first" in text
     assert "final training loss" in text
+
+
+# Rule 8: nothing to rank, failed runs always counted ----------------------------------------
+
+
+def failed_runs_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Rows ``(problem, strategy, seed, status)``: both paper metrics, and an error text on
+    every failed run (a traceback whose first line names the cause)."""
+    records = []
+    for problem, strategy, seed, status in rows:
+        failed = status == "failed"
+        records.append({
+            "run_id": f"{problem[0]}-{problem[1]}-{problem[2]}-{strategy}-{seed}",
+            "dataset": problem[0], "model": problem[1], "direction": problem[2],
+            "strategy": strategy, "seed": seed, "status": status,
+            "final_train_loss": NAN if failed else 0.1 * (seed + 1),
+            "final_test_error": NAN if failed else 0.2,
+            "error": (f"OSError: image {seed} of {strategy} is corrupt\nTraceback (most recent "
+                      "call last):\n  File x.py" if failed else None),
+        })
+    return pd.DataFrame(records)
+
+
+def test_all_failed_runs_raise_instead_of_a_ranking(tmp_path):
+    rows = [(P1, strategy, seed, "failed")
+            for strategy in ("goals", "gos-ls", "constant") for seed in (0, 1)]
+    runs = failed_runs_frame(rows)
+
+    with pytest.raises(robust.NoUsableRunsError) as caught:
+        robust.robustness_report(runs, tmp_path / "report")
+    message = str(caught.value)
+    assert "6 of 6 runs failed and 0 diverged" in message
+    assert "OSError: image 0 of goals is corrupt" in message
+    assert "Traceback" not in message  # only the first line of the error text
+    assert "retry_failed=True" in message
+    assert "1 no usable runs" in message
+    assert not (tmp_path / "report").exists()  # nothing that looks like a result is written
+
+    with pytest.raises(robust.NoUsableRunsError, match="6 of 6 runs failed"):
+        robust.rank_strategies(runs, "final_train_loss")
+    dev = robust.relative_deviations(robust.aggregate(runs, "final_train_loss"))
+    with pytest.raises(robust.NoUsableRunsError, match="6 failed run"):
+        robust.robust_ranking(dev)
+    with pytest.raises(robust.NoUsableRunsError):
+        robust.rank_by_direction(dev)
+    # Still a ValueError for callers that caught the old error.
+    assert issubclass(robust.NoUsableRunsError, ValueError)
+
+
+def test_all_diverged_or_no_runs_raise_too():
+    runs = failed_runs_frame([(P1, "goals", 0, "diverged"), (P1, "gos-ls", 0, "diverged")])
+    with pytest.raises(robust.NoUsableRunsError, match="0 of 2 runs failed and 2 diverged"):
+        robust.rank_strategies(runs, "final_train_loss")
+    with pytest.raises(robust.NoUsableRunsError):
+        robust.rank_strategies(runs.iloc[:0], "final_train_loss")
+
+
+def test_partly_failed_runs_are_counted_and_the_all_failed_strategy_is_not_ranked():
+    rows = [(P1, "goals", 0, "ok"), (P1, "goals", 1, "ok"),
+            (P1, "gos-ls", 0, "ok"), (P1, "gos-ls", 1, "failed"),
+            (P1, "constant", 0, "failed"), (P1, "constant", 1, "failed")]
+    # P3 (adam): every run failed, so that problem (and direction) is dropped.
+    rows += [(P3, strategy, 0, "failed") for strategy in ("goals", "gos-ls", "constant")]
+    runs = failed_runs_frame(rows)
+
+    ranking = robust.rank_strategies(runs, "final_train_loss")
+    # goals median 0.15, gos-ls 0.1 (its failed seed left out): gos-ls best, constant missing.
+    assert ranking["rank"].to_dict() == {"gos-ls": 1, "goals": 2, "constant": 3}
+    assert ranking.loc["goals", "R"] == pytest.approx(0.5)
+    assert math.isnan(ranking.loc["constant", "R"])
+    assert set(ranking["n_problems"]) == {1}
+    # Failed runs on the dropped problem P3 are counted too.
+    assert ranking["n_failed"].to_dict() == {"gos-ls": 2, "goals": 1, "constant": 3}
+
+    sentence = robust.describe_rank(ranking, "constant")
+    assert "Constant could not be ranked" in sentence and "3 failed run(s)" in sentence
+    assert "ranks" not in sentence
+    assert "ranks 2nd of 3" in robust.describe_rank(ranking, "goals")
+
+    dev = robust.relative_deviations(robust.aggregate(runs, "final_train_loss"))
+    by_direction = robust.rank_by_direction(dev)
+    assert set(by_direction["direction"]) == {"sgd"}  # adam has nothing to rank: left out
+
+
+def test_failed_run_table_and_require_evaluations():
+    runs = failed_runs_frame([(P1, "goals", 0, "ok"), (P1, "gos-ls", 3, "failed"),
+                              (P1, "constant", 1, "diverged")])
+    table = robust.failed_run_table(runs)
+    assert list(table.columns) == ["dataset", "model", "direction", "strategy", "seed", "status",
+                                   "error"]
+    assert table["strategy"].tolist() == ["gos-ls", "constant"]
+    assert table["error"].tolist() == ["OSError: image 3 of gos-ls is corrupt", ""]
+
+    evals = pd.DataFrame({"run_id": [runs["run_id"].iloc[0]], "fe": [10]})
+    assert robust.require_evaluations(runs, evals).equals(table)
+    assert robust.require_evaluations(runs.iloc[:1], evals).empty
+
+    with pytest.raises(robust.NoUsableRunsError) as caught:
+        robust.require_evaluations(runs, evals.iloc[:0])
+    message = str(caught.value)
+    assert "No run has evaluations" in message
+    assert "1 of 3 runs failed and 1 diverged" in message
+    assert "OSError: image 3 of gos-ls is corrupt" in message and "retry_failed=True" in message
+    with pytest.raises(robust.NoUsableRunsError, match="No run is recorded"):
+        robust.require_evaluations(runs.iloc[:0], evals.iloc[:0])
