@@ -176,9 +176,10 @@ def validate_config(config: dict[str, Any], check_data: bool = False,
             value = os.fspath(value)
         normalised[name] = _check_field(name, CONFIG_FIELDS[name], value)
     normalised["optimizer"] = dict(normalised["optimizer"] or {})
-    for key in normalised["optimizer"]:
+    for key, value in normalised["optimizer"].items():
         if not isinstance(key, str):
             raise ConfigError(f"optimizer: option names must be strings, got {key!r}")
+        _reject_numeric_string(f"optimizer.{key}", value)
 
     mbss, spec = normalised["mbss"], STRATEGY_SPECS[normalised["strategy"]]
     if mbss == "static" and not spec.is_line_search:
@@ -211,20 +212,36 @@ def _check_field(name: str, field: Field, value: Any) -> Any:
         if field.nullable:
             return None
         raise ConfigError(f"{name}: must not be null (expected {_type_names(field)})")
+    if name not in _PATH_FIELDS:
+        _reject_numeric_string(name, value)
     if float in field.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     bool_mismatch = isinstance(value, bool) and bool not in field.types
     if bool_mismatch or not isinstance(value, field.types):
-        hint = ""
-        if isinstance(value, str) and float in field.types:
-            hint = " (YAML reads 1e-3 as a string: write 1.0e-3)"
         raise ConfigError(f"{name}: expected {_type_names(field)}, got {value!r} "
-                          f"({type(value).__name__}){hint}")
+                          f"({type(value).__name__})")
     if field.choices is not None and value not in field.choices:
         raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(str, field.choices))}")
     if field.minimum is not None and not value >= field.minimum:
         raise ConfigError(f"{name}: must be >= {field.minimum:g}, got {value!r}")
     return value
+
+
+#: Fields holding paths, where a name made of digits is a legitimate string.
+_PATH_FIELDS: tuple[str, ...] = ("data_root",)
+
+
+def _reject_numeric_string(name: str, value: Any) -> None:
+    # PyYAML follows YAML 1.1, which reads 1e-3 (no dot in the mantissa) as a string; a quoted
+    # "0.5" is a string too. Either is a number the user meant to write.
+    if not isinstance(value, str):
+        return
+    try:
+        float(value)
+    except ValueError:
+        return
+    raise ConfigError(f"{name}: {value!r} is a string, not a number (YAML reads 1e-3 as a "
+                      f"string); write 1.0e-3 or a plain number, unquoted")
 
 
 def _type_names(field: Field) -> str:

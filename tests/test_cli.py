@@ -199,3 +199,18 @@ def test_missing_cuda_is_rejected_before_work(argv, tmp_path, caplog, monkeypatc
         assert main([*argv, "--out", str(tmp_path)]) == 2
     assert "device:" in caplog.text and "no CUDA device; use device: cpu" in caplog.text
     assert not records_dir(tmp_path).exists()
+
+
+def test_yaml_number_strings_in_config_file_rejected_before_work(tmp_path, caplog):
+    config = tmp_path / "run.yaml"
+    config.write_text("strategy: constant\noptimizer:\n  lr: 1e-3\n")
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--config", str(config), "--out", str(tmp_path)]) == 2
+    assert "optimizer.lr: '1e-3'" in caplog.text and "write 1.0e-3" in caplog.text
+    assert not records_dir(tmp_path).exists()
+
+    profile = write_profile(tmp_path, "    seed: [1e-3]\n")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["sweep", str(profile), "--dry-run"]) == 2
+    assert "seed: '1e-3'" in caplog.text and "write 1.0e-3" in caplog.text

@@ -193,3 +193,30 @@ def test_missing_mps_device_is_rejected(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="no MPS device; use device: cpu"):
         validate_config({"device": "mps"}, check_device=True)
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"width": "1e-3"}, "width"),
+    ({"width": "0.5"}, "width"),
+    ({"budget_fe": "100"}, "budget_fe"),
+    ({"strategy": "constant", "optimizer": {"lr": "1e-3"}}, "optimizer.lr"),
+    ({"strategy": "constant", "optimizer": {"momentum": "0.5"}}, "optimizer.momentum"),
+])
+def test_numbers_read_as_strings_get_the_yaml_hint(config, field):
+    with pytest.raises(ConfigError, match=rf"^{field.replace('.', '[.]')}: .*write 1\.0e-3"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"width": "wide"}, "width"),
+    ({"budget_fe": "ten"}, "budget_fe"),
+    ({"strategy": "constant", "optimizer": {"lr": "fast"}}, "optimizer.lr"),
+])
+def test_non_numeric_strings_are_type_errors_without_the_hint(config, field):
+    with pytest.raises(ConfigError, match=field.replace(".", "[.]")) as caught:
+        validate_config(config)
+    assert "1.0e-3" not in str(caught.value)
+
+
+def test_numeric_looking_data_root_is_a_path():
+    assert validate_config({"data_root": "2024"})["data_root"] == "2024"
