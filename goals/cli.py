@@ -43,7 +43,13 @@ def parse_value(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
+        pass
+    try:
         return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        from goals.sweep import yaml_error_message
+
+        raise ValueError(yaml_error_message(error, f"value {text!r}")) from None
 
 
 def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
@@ -58,7 +64,10 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"expected key=value, got {item!r}")
-        value = parse_value(text)
+        try:
+            value = parse_value(text)
+        except ValueError as error:
+            raise ValueError(f"{item!r}: {error}") from None
         if "." in key:
             head, _, name = key.partition(".")
             if head != "optimizer" or not name or "." in name:
@@ -141,7 +150,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.config is not None:
         if not args.config.is_file():
             raise ConfigError(f"--config: no such file {args.config}")
-        loaded = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+        from goals.sweep import load_yaml
+
+        loaded = load_yaml(args.config.read_text(encoding="utf-8"), f"--config {args.config}")
+        loaded = {} if loaded is None else loaded
         if not isinstance(loaded, dict):
             raise ConfigError(f"--config: {args.config} must hold a mapping of fields")
         config.update(loaded)

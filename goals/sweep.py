@@ -107,11 +107,31 @@ def resolve_profile(profile: str | os.PathLike) -> Path:
     raise SweepError(f"profile {str(profile)!r} not found: no such file, and not one of {known}")
 
 
+def yaml_error_message(error: yaml.YAMLError, source: str) -> str:
+    """One line saying where YAML text is malformed: source, line and PyYAML's message."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    message = "; ".join(str(part) for part in parts if part) or str(error)
+    return f"{where}: invalid YAML: {' '.join(message.split())}"
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML text, turning a syntax error into a :class:`SweepError` naming ``source``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SweepError(yaml_error_message(error, source)) from None
+
+
 def load_profile(profile: str | os.PathLike) -> dict[str, Any]:
-    """Read a profile YAML file (by path or name) into a dict."""
+    """Read a profile YAML file (by path or name) into a dict.
+
+    Raises:
+        SweepError: no such profile, malformed YAML (with file and line) or not a mapping.
+    """
     path = resolve_profile(profile)
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
+    data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(data, dict):
         raise SweepError(f"{path}: a profile must be a mapping, got {type(data).__name__}")
     return data

@@ -214,3 +214,34 @@ def test_yaml_number_strings_in_config_file_rejected_before_work(tmp_path, caplo
     with caplog.at_level(logging.ERROR):
         assert main(["sweep", str(profile), "--dry-run"]) == 2
     assert "seed: '1e-3'" in caplog.text and "write 1.0e-3" in caplog.text
+
+
+BAD_YAML = "sweep:\n  base:\n    model: mlp\n   width: 2\n"
+
+
+@pytest.mark.parametrize("kind", ["profile", "config", "assignment", "set"])
+def test_malformed_yaml_is_one_clear_line(kind, tmp_path, caplog):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_YAML)
+    argv = {"profile": ["sweep", str(bad)],
+            "config": ["run", "--config", str(bad)],
+            "assignment": ["run", "seed=[1, 2"],
+            "set": ["sweep", "tiny", "--set", "seed=a: b: c"]}[kind]
+    with caplog.at_level(logging.ERROR):
+        assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert "invalid YAML" in lines[0] and "line " in lines[0]
+    if kind in ("profile", "config"):
+        assert str(bad) in lines[0] and "line 4" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_profile_from_the_shell_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_YAML)
+    result = subprocess.run([sys.executable, "-m", "goals", "sweep", str(bad)], cwd=repo_root(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"ERROR goals.cli: {bad}, line 4, column 4: invalid YAML: ")

@@ -254,3 +254,10 @@ def test_missing_cuda_fails_the_sweep_before_any_run(tmp_path, monkeypatch):
     assert not records_dir(tmp_path).exists()
     # Without the machine checks (reading a GPU profile elsewhere) the configuration is valid.
     assert len(prepare(configs, check_data=False)) == 2
+
+
+def test_malformed_profile_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sweep:\n  grid:\n    seed: [0, 1\n")
+    with pytest.raises(SweepError, match=rf"{bad}, line \d+, column \d+: invalid YAML: .*"):
+        sweep_section(bad)
