@@ -178,8 +178,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from goals.sweep import prepare, profile_configs, profile_out_dir, run_sweep, sweep_section
+    from goals.sweep import (
+        check_executor,
+        prepare,
+        profile_configs,
+        profile_out_dir,
+        run_sweep,
+        sweep_section,
+    )
 
+    if args.workers is not None:
+        check_executor(args.executor or "sequential", args.workers, "--")
     section = sweep_section(args.profile)
     overrides = parse_assignments(args.overrides)
     configs = [dict(config, **overrides) for config in profile_configs(args.profile)]

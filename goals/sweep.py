@@ -146,7 +146,26 @@ def sweep_section(profile: str | os.PathLike | dict[str, Any]) -> dict[str, Any]
     unknown = sorted(set(section) - set(SWEEP_KEYS))
     if unknown:
         raise SweepError(f"sweep.{unknown[0]}: unknown key; allowed: {', '.join(SWEEP_KEYS)}")
+    check_executor(section.get("executor") or "sequential", section.get("workers"), "sweep.")
     return section
+
+
+def check_executor(executor: str, workers: Any, where: str = "") -> None:
+    """Check an executor name and a worker count (a positive integer or ``None``).
+
+    Args:
+        executor: executor name.
+        workers: process pool size.
+        where: prefix of the field names in messages (``"sweep."``, ``"--"``).
+
+    Raises:
+        SweepError: naming the field.
+    """
+    if executor not in EXECUTORS:
+        raise SweepError(f"{where}executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise SweepError(f"{where}workers: expected a positive integer or null, got {workers!r}")
 
 
 def expand_grid(base: dict[str, Any] | None, grid: dict[str, Sequence[Any]] | None
@@ -282,11 +301,7 @@ def run_sweep(
     Raises:
         ConfigError, goals.data.DataNotFoundError, SweepError: before any run starts.
     """
-    if executor not in EXECUTORS:
-        raise SweepError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise SweepError(f"workers: expected a positive integer or null, got {workers!r}")
+    check_executor(executor, workers)
     started = time.perf_counter()
     # Submitit jobs run on other machines: their devices cannot be checked from here.
     prepared = prepare(configs, check_device=executor != "submitit")

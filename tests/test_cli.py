@@ -245,3 +245,26 @@ def test_malformed_profile_from_the_shell_has_no_traceback(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"ERROR goals.cli: {bad}, line 4, column 4: invalid YAML: ")
+
+
+@pytest.mark.parametrize("workers", ["0", "-2"])
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_nonpositive_workers_rejected_before_work(workers, dry_run, tmp_path, caplog):
+    with caplog.at_level(logging.ERROR):
+        assert main(["sweep", "tiny", "--workers", workers, *dry_run,
+                     "--out", str(tmp_path)]) == 2
+    assert f"--workers: expected a positive integer or null, got {workers}" in caplog.text
+    assert not records_dir(tmp_path).exists()
+
+
+def test_profile_workers_and_executor_checked_before_work(tmp_path, caplog):
+    profile = write_profile(tmp_path, "    seed: [0]\n")
+    profile.write_text(profile.read_text() + "  workers: 0\n")
+    with caplog.at_level(logging.ERROR):
+        assert main(["sweep", str(profile), "--dry-run"]) == 2
+    assert "sweep.workers: expected a positive integer" in caplog.text
+    profile.write_text(profile.read_text().replace("workers: 0", "executor: threads"))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["sweep", str(profile), "--dry-run"]) == 2
+    assert "sweep.executor: 'threads'" in caplog.text
