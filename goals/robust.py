@@ -168,14 +168,15 @@ def failure_summary(runs: pd.DataFrame, *, hint: str | None = RETRY_HINT) -> str
 
     Args:
         runs: tidy run records with ``status`` and, optionally, ``error`` and ``run_id``.
-        hint: sentence appended at the end (default :data:`RETRY_HINT`); ``None`` for none.
+        hint: sentence appended at the end (default :data:`RETRY_HINT`); ``None`` for none. Not
+            used when ``runs`` is empty: the message then says to run the sweep.
 
     Returns:
         E.g. ``"6 of 6 runs failed and 0 diverged. First error (run r1, goals, seed 0):
         ValueError: corrupt image. Fix the cause, ..."``.
     """
     if runs.empty:
-        text = "No run is recorded."
+        return "No run is recorded: run the sweep (notebook 02_optimizer_comparison) first."
     else:
         _check_columns(runs, ["status"], "runs")
         status = runs["status"].astype(str).str.lower()
@@ -578,6 +579,8 @@ def rank_strategies(
     Raises:
         NoUsableRunsError: nothing to rank (rule 8); the message quotes the first run error.
     """
+    if runs.empty:
+        raise NoUsableRunsError(f"Nothing to rank. {failure_summary(runs)}")
     agg = aggregate(runs, metric, problem, failed=failed)
     dev = relative_deviations(agg, problem, zero_floor=zero_floor)
     _require_rankable(dev, runs, problem)

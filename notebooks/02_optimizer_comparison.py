@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -71,10 +73,12 @@ import time
 import warnings
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from goals import plotting
 from goals.labels import LINE_SEARCH_STRATEGIES
 from goals.records import load_records
+from goals.robust import require_evaluations
 from goals.sweep import read_manifest, sweep_profile
 from goals.tables import provenance, write_table
 
@@ -97,7 +101,9 @@ if run_sweep:
 # ## Load the records of this sweep
 #
 # Only runs listed in the sweep's manifest count: records of an earlier, different grid in the
-# same folder are ignored.
+# same folder are ignored. When no run has evaluations (every run failed), the notebook stops here
+# with the number of failed runs and the first error; when only some failed or diverged, they are
+# listed and the figures show the others.
 
 # %%
 frames = load_records(runs_dir)
@@ -111,10 +117,12 @@ runs, evals, trace = (frames[name][frames[name]["run_id"].isin(expected)]
 missing = len(expected - set(runs["run_id"]))
 print(f"{len(runs)} of {len(expected)} runs recorded ({missing} missing); status: "
       f"{runs['status'].value_counts().to_dict()}")
-bad = runs[runs["status"] != "ok"]
-if not bad.empty:
-    print(bad[["dataset", "model", "direction", "strategy", "seed", "status"]]
-          .to_string(index=False))
+# Stops with the count of failed runs and the first error when no run has evaluations.
+not_ok = require_evaluations(runs, evals)
+if not not_ok.empty:
+    print(f"\n{len(not_ok)} run(s) did not finish ok; fix the cause of a failure and rerun with "
+          "retry_failed=True:")
+    print(not_ok.to_string(index=False))
 info = provenance({"profile": profile_name, "notebook": "02_optimizer_comparison",
                    "records": str(runs_dir), "runs": len(runs)},
                   made_by="notebooks/02_optimizer_comparison")
@@ -127,6 +135,9 @@ problems = runs[["dataset", "model"]].drop_duplicates().itertuples(index=False)
 for dataset, model in problems:
     selected = (evals["dataset"] == dataset) & (evals["model"] == model)
     name = f"{dataset}_{model}"
+    if not selected.any():
+        print(f"{dataset} / {model}: no run has evaluations (all failed), no figure")
+        continue
     fig = plotting.plot_metric_vs_fe(
         evals[selected], title=f"{dataset} / {model}: median and range over seeds")
     plotting.save_figure(fig, out_dir / f"cmp_curves_{name}", info=info)
@@ -140,6 +151,9 @@ for dataset, model in problems:
         plt.show()
 
     finished = runs[(runs["dataset"] == dataset) & (runs["model"] == model)]
+    if not np.isfinite(finished["final_test_error"].astype(float)).any():
+        print(f"{dataset} / {model}: no finite final test error, no per-seed figure")
+        continue
     fig = plotting.plot_final_metric(finished, "final_test_error",
                                      title=f"{dataset} / {model}: final test error per seed")
     plotting.save_figure(fig, out_dir / f"cmp_final_test_error_{name}", info=info)

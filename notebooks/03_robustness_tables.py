@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -68,7 +70,12 @@ print(f"run records from {runs_dir}\ntables and figures in {out_dir}")
 import logging
 
 from goals.records import load_records
-from goals.robust import describe_directions, describe_rank, robustness_report
+from goals.robust import (
+    describe_directions,
+    describe_rank,
+    failed_run_table,
+    robustness_report,
+)
 from goals.sweep import read_manifest
 
 logging.basicConfig(level=logging.WARNING, force=True)
@@ -80,9 +87,16 @@ runs = load_records(runs_dir, trace=False)["runs"]
 runs = runs[runs["run_id"].isin(set(manifest["run_ids"]))]
 print(f"{len(runs)} runs of {len(manifest['run_ids'])} in the sweep; status "
       f"{runs['status'].value_counts().to_dict()}")
+not_ok = failed_run_table(runs)
+if not not_ok.empty:
+    print(not_ok.to_string(index=False))
 
 # %% [markdown]
 # ## Criterion, rankings, performance profiles, per-seed spread
+#
+# When no problem is left to compare strategies on (every run failed or diverged), the report
+# stops with `NoUsableRunsError`: it names how many runs failed and the first error, and writes no
+# table, rather than a ranking of every strategy at rank 1 on zero problems.
 
 # %%
 tables = robustness_report(runs, out_dir, failed=failed_runs,

@@ -506,7 +506,7 @@ def test_all_diverged_or_no_runs_raise_too():
     runs = failed_runs_frame([(P1, "goals", 0, "diverged"), (P1, "gos-ls", 0, "diverged")])
     with pytest.raises(robust.NoUsableRunsError, match="0 of 2 runs failed and 2 diverged"):
         robust.rank_strategies(runs, "final_train_loss")
-    with pytest.raises(robust.NoUsableRunsError):
+    with pytest.raises(robust.NoUsableRunsError, match="No run is recorded: run the sweep"):
         robust.rank_strategies(runs.iloc[:0], "final_train_loss")
 
 
