@@ -39,7 +39,6 @@ import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 import traceback
@@ -55,7 +54,7 @@ import goals
 from goals.data import DATASETS, Dataset, balanced_subset, load_dataset
 from goals.labels import DIRECTIONS, STRATEGIES
 from goals.models import MODELS, build_model
-from goals.paths import repo_root
+from goals.paths import git_state, repo_relative, repo_root
 from goals.strategies import STRATEGY_SPECS, build_strategy, validate_overrides
 
 logger = logging.getLogger(__name__)
@@ -506,18 +505,12 @@ def _now() -> str:
 def git_commit() -> dict[str, Any]:
     """Commit of the repository the package runs from, and whether the tree had changes.
 
-    Returns ``{"commit": None, "dirty": None}`` when git or the repository is not available.
+    Changes under ``figures/`` and ``runs/`` (rewritten by the reproduction itself) and untracked
+    files do not count (:func:`goals.paths.git_state`). Returns ``{"commit": None, "dirty": None}``
+    when git or the repository is not available.
     """
-    root = repo_root()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                 cwd=root, capture_output=True, text=True, timeout=10,
-                                 check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": bool(changes)}
+    commit, dirty = git_state(repo_root())
+    return {"commit": commit, "dirty": dirty}
 
 
 def package_versions() -> dict[str, str | None]:
@@ -549,11 +542,16 @@ def _provenance(config: dict[str, Any], state: _RunState) -> dict[str, Any]:
         "host": platform.node(),
         "platform": platform.platform(),
         "argv": list(sys.argv),
-        "data_source": state.data_source,
+        "data_source": None if state.data_source is None else _portable(state.data_source),
         "parameters": state.parameters,
         "fe_definition": "forward+backward pass on one fresh mini-batch; forward-only "
                          "evaluations counted in forward_fe, outside the budget",
     }
+
+
+def _portable(source: str) -> str:
+    # A data folder inside the repository is recorded relative to its root.
+    return repo_relative(source) if os.path.isabs(source) else source
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -25,14 +25,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from goals.paths import git_state, repo_relative
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +60,15 @@ _LATEX_SPECIALS = {
 def git_commit(path: str | Path | None = None) -> str:
     """Return the git commit of the working tree that holds ``path`` (default: this package).
 
-    A ``+dirty`` suffix says the tree had uncommitted changes. Returns ``"unknown"`` outside a git
-    checkout or without git.
+    A ``+dirty`` suffix says the tree had uncommitted changes to tracked files outside
+    ``figures/`` and ``runs/`` (which ``make reproduce`` rewrites while it writes results; see
+    :func:`goals.paths.git_state`). Returns ``"unknown"`` outside a git checkout or without git.
     """
     where = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
-        )
-        if commit.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where, capture_output=True, text=True, timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
+    commit, dirty = git_state(where)
+    if commit is None:
         return "unknown"
-    suffix = "+dirty" if dirty.returncode == 0 and dirty.stdout.strip() else ""
-    return f"{commit.stdout.strip()}{suffix}"
+    return f"{commit}+dirty" if dirty else commit
 
 
 def _package_version() -> str:
@@ -109,8 +102,16 @@ def provenance(extra: Mapping[str, Any] | None = None, *, made_by: str = "") -> 
         "numpy": np.__version__,
     }
     for key, value in (extra or {}).items():
-        info.setdefault(str(key), str(value))
+        info.setdefault(str(key), _portable(value))
     return info
+
+
+def _portable(value: Any) -> str:
+    # Absolute paths inside the repository are written relative to its root, so committed
+    # results do not name the folder of the machine that made them.
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and Path(value).is_absolute()):
+        return repo_relative(value)
+    return str(value)
 
 
 def render_cell(value: Any, float_format: str = "{:.4g}") -> str:

@@ -241,7 +241,7 @@ def test_malformed_profile_from_the_shell_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD_YAML)
     result = subprocess.run([sys.executable, "-m", "goals", "sweep", str(bad)], cwd=repo_root(),
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"ERROR goals.cli: {bad}, line 4, column 4: invalid YAML: ")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 
 import numpy as np
 import pandas as pd
 
 from goals import tables
+from goals.paths import git_state, repo_relative, repo_root
 
 
 def sample() -> pd.DataFrame:
@@ -80,3 +82,41 @@ def test_multiindex_columns_are_flattened(tmp_path):
     paths = tables.write_table(frame, tmp_path / "wide", "wide table")
     assert pd.read_csv(paths["csv"]).columns.tolist() == ["sgd R", "adam R"]
     assert "diverged" in paths["md"].read_text()
+
+
+def git(repo, *args):
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
+
+
+def test_git_commit_ignores_generated_folders(tmp_path):
+    repo = tmp_path / "repo"
+    for folder in ("goals", "figures", "runs"):
+        (repo / folder).mkdir(parents=True)
+        (repo / folder / "a.txt").write_text("one\n")
+    git(repo, "init", "-q")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    # Results rewritten by a reproduction (and untracked files) leave the commit clean, even
+    # when asked from a sub-folder.
+    (repo / "figures" / "a.txt").write_text("two\n")
+    (repo / "runs" / "a.txt").write_text("two\n")
+    (repo / "goals" / "new.txt").write_text("untracked\n")
+    clean = tables.git_commit(repo / "goals")
+    assert len(clean) == 40 and not clean.endswith("+dirty")
+    assert git_state(repo) == (clean, False)
+    # A change to the code makes it dirty, whichever folder asks.
+    (repo / "a.txt").write_text("code\n")
+    git(repo, "add", "a.txt")
+    assert tables.git_commit(repo / "goals") == f"{clean}+dirty"
+    assert git_state(repo / "figures") == (clean, True)
+    assert tables.git_commit(tmp_path) == "unknown"  # not a checkout
+
+
+def test_provenance_paths_are_relative_to_the_repository(tmp_path):
+    inside = repo_root() / "runs" / "quick"
+    info = tables.provenance({"records": str(inside), "path": inside, "outside": str(tmp_path),
+                              "lr": 0.5, "name": "quick"})
+    assert info["records"] == "runs/quick" and info["path"] == "runs/quick"
+    assert info["outside"] == str(tmp_path)
+    assert info["lr"] == "0.5" and info["name"] == "quick"
+    assert repo_relative(repo_root()) == "." and repo_relative("runs/x") == "runs/x"
