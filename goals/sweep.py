@@ -39,8 +39,10 @@ Executors:
   ``CUDA_VISIBLE_DEVICES`` (workers default to the number of GPUs; more workers than GPUs share
   them round-robin). On CPU it runs ``workers`` runs side by side.
 - ``submitit``: one Slurm job array through submitit (``pip install 'goals-companion[cluster]'``);
-  ``cluster: local`` runs the jobs as local processes, which is how it is tested. A job that dies
-  without a record (time limit, node failure) is reported and done by the next call.
+  ``cluster: local`` runs the jobs as local processes, which is how it is tested. Without Slurm
+  submitit falls back to those local processes; a warning says so, and at most ``workers`` (default:
+  the number of CPU cores) run at a time. A job that dies without a record (time limit, node
+  failure) is reported and done by the next call.
 
 Progress is a tqdm bar over runs (``TQDM_DISABLE=1`` turns it off); each finished run is also
 logged at INFO level.
@@ -284,7 +286,8 @@ def run_sweep(
         configs: run configurations (see :data:`goals.runs.CONFIG_FIELDS`).
         out_dir: output folder; records go to ``<out_dir>/records/``.
         executor: ``"sequential"``, ``"process"`` or ``"submitit"``.
-        workers: process pool size (default: number of GPUs when runs use CUDA, else 2).
+        workers: process pool size (default: number of GPUs when runs use CUDA, else 2); for
+            submitit's local executor, the most jobs running at once (default: CPU cores).
         retry_failed: also re-run runs whose record says ``failed`` (not ``diverged``).
         progress: show a tqdm bar (``TQDM_DISABLE`` still applies).
         submitit_options: ``{"cluster": ..., "parameters": {...}}`` for the submitit executor.
@@ -333,7 +336,8 @@ def run_sweep(
             elif executor == "process":
                 results = _run_process_pool(todo, out_dir, workers, bar)
             else:
-                results, lost = _run_submitit(todo, out_dir, submitit_options or {}, bar)
+                results, lost = _run_submitit(todo, out_dir, submitit_options or {}, workers,
+                                              bar)
         finally:
             bar.close()
 
@@ -482,7 +486,7 @@ def _run_process_pool(todo, out_dir: Path, workers: int | None, bar) -> list[tup
 # --- submitit -----------------------------------------------------------------------------------
 
 
-def _run_submitit(todo, out_dir: Path, options: dict[str, Any], bar
+def _run_submitit(todo, out_dir: Path, options: dict[str, Any], workers: int | None, bar
                   ) -> tuple[list[tuple[str, str]], int]:
     try:
         import submitit
@@ -496,16 +500,57 @@ def _run_submitit(todo, out_dir: Path, options: dict[str, Any], bar
     executor = submitit.AutoExecutor(folder=str(out_dir / "submitit" / "%j"),
                                      cluster=options.get("cluster"))
     executor.update_parameters(**(options.get("parameters") or {}))
-    configs = [config for _, config in todo]
-    jobs = executor.map_array(run_and_write, configs, [str(out_dir)] * len(configs))
-    logger.info("submitted %d runs as submitit jobs (%s)", len(jobs), executor.cluster)
+    if executor.cluster != "local":
+        jobs = executor.map_array(run_and_write, [config for _, config in todo],
+                                  [str(out_dir)] * len(todo))
+        logger.info("submitted %d runs as submitit jobs (%s)", len(jobs), executor.cluster)
+        results, lost = [], 0
+        for job, (rid, _) in zip(jobs, todo):
+            lost += _collect_job(job, rid, results)
+            bar.update(1)
+        return results, lost
 
-    results, lost = [], 0
-    for job, (rid, _) in zip(jobs, todo):
-        try:
-            results.append(job.result())
-        except Exception as error:  # the job died without writing its record
-            lost += 1
-            logger.error("job %s for run %s ended without a record: %s", job.job_id, rid, error)
-        bar.update(1)
+    # submitit's local executor starts every job at once; keep at most ``limit`` running.
+    limit = workers or os.cpu_count() or 1
+    if options.get("cluster") is None:
+        logger.warning("executor 'submitit': no Slurm cluster found, so submitit falls back to its "
+                       "local executor: the runs are processes on this machine, at most %d at a "
+                       "time (set workers or --workers to change it)", limit)
+    return _run_local_window(executor, todo, out_dir, limit, bar)
+
+
+def _collect_job(job: Any, rid: str, results: list[tuple[str, str]]) -> int:
+    # Appends the job's (run_id, status); returns 1 when the job died without its record.
+    try:
+        results.append(job.result())
+    except Exception as error:  # the job died without writing its record
+        logger.error("job %s for run %s ended without a record: %s", job.job_id, rid, error)
+        return 1
+    return 0
+
+
+def _run_local_window(executor: Any, todo, out_dir: Path, limit: int, bar,
+                      poll_seconds: float = 0.5) -> tuple[list[tuple[str, str]], int]:
+    pending = list(todo)
+    running: list[tuple[Any, str]] = []
+    results: list[tuple[str, str]] = []
+    lost = 0
+    logger.info("running %d runs as local submitit jobs, at most %d at a time", len(todo), limit)
+    try:
+        while pending or running:
+            while pending and len(running) < limit:
+                rid, config = pending.pop(0)
+                running.append((executor.submit(run_and_write, config, str(out_dir)), rid))
+            done = [(job, rid) for job, rid in running if job.done()]
+            if not done:
+                time.sleep(poll_seconds)
+                continue
+            for job, rid in done:
+                lost += _collect_job(job, rid, results)
+                bar.update(1)
+            running = [(job, rid) for job, rid in running if (job, rid) not in done]
+    except BaseException:
+        for job, _ in running:
+            job.cancel(check=False)
+        raise
     return results, lost

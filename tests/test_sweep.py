@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -261,3 +262,57 @@ def test_malformed_profile_names_file_and_line(tmp_path):
     bad.write_text("sweep:\n  grid:\n    seed: [0, 1\n")
     with pytest.raises(SweepError, match=rf"{bad}, line \d+, column \d+: invalid YAML: .*"):
         sweep_section(bad)
+
+
+class FakeJob:
+    def __init__(self, rid, log):
+        self.rid, self.log, self.polls, self.job_id = rid, log, 0, rid
+
+    def done(self):
+        self.polls += 1
+        return self.polls > 2
+
+    def result(self):
+        self.log["running"] -= 1
+        return self.rid, "ok"
+
+
+class FakeExecutor:
+    def __init__(self):
+        self.log = {"running": 0, "most": 0, "submitted": 0}
+
+    def submit(self, function, config, out_dir):
+        self.log["running"] += 1
+        self.log["submitted"] += 1
+        self.log["most"] = max(self.log["most"], self.log["running"])
+        return FakeJob(f"run{config['seed']}", self.log)
+
+
+def test_local_submitit_window_limits_concurrency():
+    fake = FakeExecutor()
+    todo = [(f"run{seed}", dict(BASE, seed=seed)) for seed in range(7)]
+    bar = sweep_module._progress_bar(len(todo), False)
+    results, lost = sweep_module._run_local_window(fake, todo, None, 3, bar, poll_seconds=0)
+    assert lost == 0 and sorted(results) == sorted((rid, "ok") for rid, _ in todo)
+    assert fake.log["submitted"] == 7 and fake.log["most"] == 3
+
+
+def test_submitit_without_slurm_warns_and_limits(tmp_path, monkeypatch, caplog):
+    submitit = pytest.importorskip("submitit")
+    monkeypatch.setattr(submitit.AutoExecutor, "which", staticmethod(lambda: "local"))
+    limits = []
+
+    def fake_window(executor, todo, out_dir, limit, bar):
+        limits.append(limit)
+        return [], 0
+
+    monkeypatch.setattr(sweep_module, "_run_local_window", fake_window)
+    with caplog.at_level("WARNING"):
+        run_sweep(six_configs()[:1], tmp_path, executor="submitit")
+    assert "no Slurm cluster found" in caplog.text and "local executor" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_sweep(six_configs()[:1], tmp_path, executor="submitit", workers=3,
+                  submitit_options={"cluster": "local"})
+    assert "no Slurm" not in caplog.text  # asked for local: nothing to warn about
+    assert limits == [os.cpu_count(), 3]
