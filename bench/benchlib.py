@@ -273,3 +273,40 @@ def closure_for(problem: Problem, mbss: str = "dynamic",
 def percent(value: float) -> str:
     """``0.0183`` -> ``"1.8%"``."""
     return f"{100 * value:.1f}%"
+
+
+def goals_and_bare_blocks(optimizer: Any, closure: Callable[[], Any], steps: int,
+                          warmup: int) -> tuple[Callable[[], int], Callable[[], int], int]:
+    """Warm ``optimizer`` up, then return a block of ``steps`` GOALS steps, a block of bare FEs
+    sized to about as many FEs, and that FE count (each block returns the FEs it made)."""
+    for _ in range(warmup):
+        optimizer.step(closure)
+    fe_per_step = max(1.0, optimizer.total_evaluations / max(warmup, 1))
+    calls = max(1, round(steps * fe_per_step))
+
+    def goals_block() -> int:
+        before = optimizer.total_evaluations
+        for _ in range(steps):
+            optimizer.step(closure)
+        return optimizer.total_evaluations - before
+
+    def bare_block() -> int:
+        import torch
+
+        with torch.enable_grad():
+            for _ in range(calls):
+                closure()
+        return calls
+
+    return goals_block, bare_block, calls
+
+
+def cpu_arguments(parser: Any) -> Any:
+    """Add ``--quick``, ``--threads`` and ``--clock`` to a CPU benchmark's parser and parse."""
+    parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time with process CPU time (default; robust to other load) or "
+                             "wall time")
+    return parser
+

@@ -28,6 +28,7 @@ from benchlib import (
     Problem,
     cifar_problem,
     closure_for,
+    cpu_arguments,
     digits_problem,
     interleave,
     median,
@@ -102,12 +103,7 @@ def problems(quick: bool) -> list[tuple[str, object, int, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="time with process CPU time (default; robust to other load) or "
-                             "wall time")
+    parser = cpu_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     args = parser.parse_args(argv)
     set_threads(args.threads)
     use_clock(args.clock)

@@ -36,6 +36,7 @@ from benchlib import (
     cifar_augmentation,
     cifar_shaped_tensors,
     closure_for,
+    goals_and_bare_blocks,
     interleave,
     machine,
     median,
@@ -99,22 +100,7 @@ def measure(device: str, setting: tuple, width: float, batch_size: int, examples
     synchronize = (lambda: torch.cuda.synchronize(device)) if is_cuda else None
 
     # Warm-up: kernel selection (cudnn.benchmark) and the step size's growth from 1e-8.
-    for _ in range(3):
-        optimizer.step(closure)
-    fe_per_step = max(1.0, optimizer.total_evaluations / 3)
-    calls = max(1, round(steps * fe_per_step))
-
-    def goals_block() -> int:
-        before = optimizer.total_evaluations
-        for _ in range(steps):
-            optimizer.step(closure)
-        return optimizer.total_evaluations - before
-
-    def bare_block() -> int:
-        with torch.enable_grad():
-            for _ in range(calls):
-                closure()
-        return calls
+    goals_block, bare_block, _ = goals_and_bare_blocks(optimizer, closure, steps, warmup=3)
 
     rounds = interleave([goals_block, bare_block], repeats, synchronize)
     row = {

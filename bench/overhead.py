@@ -31,7 +31,9 @@ from benchlib import (
     Problem,
     cifar_problem,
     closure_for,
+    cpu_arguments,
     digits_problem,
+    goals_and_bare_blocks,
     interleave,
     median,
     median_ratio,
@@ -77,23 +79,8 @@ def measure(problem: Problem, direction: str, repeats: int, steps: int,
     optimizer = goals.GOALS(problem.model.parameters(), direction=direction,
                             running_stats=goals.running_stat_buffers(problem.model))
     reference = torch_reference(problem, direction)
-    for _ in range(warmup):
-        optimizer.step(closure)
-    # Size the other blocks like the GOALS blocks, so all sides last about as long.
-    fe_per_step = max(1.0, optimizer.total_evaluations / max(warmup, 1))
-    calls = max(1, round(steps * fe_per_step))
-
-    def goals_block() -> int:
-        before = optimizer.total_evaluations
-        for _ in range(steps):
-            optimizer.step(closure)
-        return optimizer.total_evaluations - before
-
-    def bare_block() -> int:
-        with torch.enable_grad():
-            for _ in range(calls):
-                closure()
-        return calls
+    # The bare block is sized like the GOALS block, so all sides last about as long.
+    goals_block, bare_block, calls = goals_and_bare_blocks(optimizer, closure, steps, warmup)
 
     def reference_block() -> int:
         for _ in range(calls):
@@ -130,12 +117,7 @@ def cases(quick: bool) -> list[Case]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="time with process CPU time (default; robust to other load) or "
-                             "wall time")
+    parser = cpu_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     args = parser.parse_args(argv)
     set_threads(args.threads)
     use_clock(args.clock)

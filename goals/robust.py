@@ -84,7 +84,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -470,25 +470,15 @@ def dropped_problems(dev: pd.DataFrame, problem: Sequence[str] | None = None) ->
     return out.rename(columns={"drop_reason": "reason"}).reset_index(drop=True)
 
 
-def _worst_case(rd: np.ndarray) -> float:
-    """``max`` when it is determined: inf if any inf, else NaN if any NaN, else the max."""
+def _determined(rd: np.ndarray, reduce: Callable[[np.ndarray], float]) -> float:
+    """``reduce`` when it is determined: inf if any inf, else NaN if any NaN (or empty)."""
     if len(rd) == 0:
         return math.nan
     if np.isinf(rd).any():
         return math.inf
     if np.isnan(rd).any():
         return math.nan
-    return float(rd.max())
-
-
-def _mean_case(rd: np.ndarray) -> float:
-    if len(rd) == 0:
-        return math.nan
-    if np.isinf(rd).any():
-        return math.inf
-    if np.isnan(rd).any():
-        return math.nan
-    return float(rd.mean())
+    return float(reduce(rd))
 
 
 def _nothing_left_message(dev: pd.DataFrame, problem: Sequence[str], *,
@@ -523,9 +513,9 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
     Returns:
         Indexed by strategy, sorted by ``rank`` then ``mean_rd``: ``label, rank, R, mean_rd,
         n_best, n_problems`` (problems in the criterion), ``n_diverged, n_missing``, ``n_failed``
-        (failed runs on every problem of ``dev``, dropped ones included), ``worst_problem`` (the problem attaining ``R``, or the
-        first diverged/missing one). ``rank`` is ascending ``R`` with ties sharing the lowest
-        rank; ``inf`` after finite, NaN last.
+        (failed runs on every problem of ``dev``, dropped ones included), ``worst_problem``
+        (the problem attaining ``R``, or the first diverged/missing one). ``rank`` is ascending
+        ``R`` with ties sharing the lowest rank; ``inf`` after finite, NaN last.
 
     Raises:
         NoUsableRunsError: no problem is left to compare on (rule 8).
@@ -539,7 +529,7 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
     for strategy in strategy_order(dev["strategy"].unique()):
         mine = kept[kept["strategy"] == strategy]
         rd = mine["rd"].to_numpy(dtype=float)
-        worst = _worst_case(rd)
+        worst = _determined(rd, np.max)
         where = (np.flatnonzero(np.isinf(rd)) if math.isinf(worst)
                  else np.flatnonzero(np.isnan(rd)) if math.isnan(worst)
                  else np.flatnonzero(rd == worst))
@@ -549,7 +539,7 @@ def robust_ranking(dev: pd.DataFrame, problem: Sequence[str] | None = None) -> p
             "strategy": strategy,
             "label": STRATEGY_LABELS.get(strategy, strategy),
             "R": worst,
-            "mean_rd": _mean_case(rd),
+            "mean_rd": _determined(rd, np.mean),
             "n_best": int(mine["is_best"].sum()),
             "n_problems": n_problems,
             "n_diverged": int(np.isinf(rd).sum()),
