@@ -301,12 +301,22 @@ def goals_and_bare_blocks(optimizer: Any, closure: Callable[[], Any], steps: int
     return goals_block, bare_block, calls
 
 
-def cpu_arguments(parser: Any) -> Any:
-    """Add ``--quick``, ``--threads`` and ``--clock`` to a CPU benchmark's parser and parse."""
+def parse_cpu_arguments(description: str, argv: list[str] | None) -> Any:
+    """Parse ``--quick``, ``--threads`` and ``--clock`` of a CPU benchmark and apply the last two.
+
+    Args:
+        description: the script's one-line description.
+        argv: the command line (None: ``sys.argv``).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="time with process CPU time (default; robust to other load) or "
                              "wall time")
-    return parser
-
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    use_clock(args.clock)
+    return args

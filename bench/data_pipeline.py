@@ -20,7 +20,6 @@ random crop, horizontal flip) feeding the CIFAR CPU network 3c3d. Target: share 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
@@ -28,16 +27,14 @@ from benchlib import (
     Problem,
     cifar_problem,
     closure_for,
-    cpu_arguments,
     digits_problem,
     interleave,
     median,
     median_ratio,
+    parse_cpu_arguments,
     percent,
     quick_settings,
     result_line,
-    set_threads,
-    use_clock,
 )
 
 TARGET = 0.02
@@ -103,10 +100,7 @@ def problems(quick: bool) -> list[tuple[str, object, int, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cpu_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    use_clock(args.clock)
+    args = parse_cpu_arguments(__doc__.split("\n\n")[0], argv)
 
     print(f"{'problem':32} {'FE ms':>8} {'sample ms':>9} {'share':>6} {'augment':>7}")
     shares: dict[str, float] = {}

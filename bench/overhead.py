@@ -22,7 +22,6 @@ enough that Python-level work weighs less. Target: overhead <= 3 % per FE.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 
@@ -31,18 +30,16 @@ from benchlib import (
     Problem,
     cifar_problem,
     closure_for,
-    cpu_arguments,
     digits_problem,
     goals_and_bare_blocks,
     interleave,
     median,
     median_ratio,
+    parse_cpu_arguments,
     percent,
     quick_settings,
     ratio_spread,
     result_line,
-    set_threads,
-    use_clock,
 )
 
 import goals
@@ -117,10 +114,7 @@ def cases(quick: bool) -> list[Case]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = cpu_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
-    use_clock(args.clock)
+    args = parse_cpu_arguments(__doc__.split("\n\n")[0], argv)
     settings, source = quick_settings()
     print(f"quick problems from {source}: batch_size={settings['batch_size']} "
           f"width={settings['width']}")
